@@ -1,0 +1,26 @@
+# Two entry points for a fresh clone (see README.md):
+#   make repro   install everything into .venv, then run the whole DVC pipeline on the real corpora
+#   make test    install everything into .venv, then lint and run the test suite
+# Set SER_DATA_MIRROR to a folder holding ravdess/ and tess/ to read the corpora from there.
+
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned so pip takes the CPU wheel; on a CUDA machine install a CUDA build of the same version.
+TORCH := torch==2.13.0
+
+.PHONY: install repro test
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH) -e '.[dev]'
+	touch $@
+
+repro: install
+	PATH="$(abspath $(BIN)):$$PATH" dvc repro
+
+test: install
+	$(BIN)/ruff check
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest

@@ -1,0 +1,1 @@
+"""ser: speech emotion recognition (RAVDESS + TESS) as a reproducible DVC pipeline."""

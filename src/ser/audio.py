@@ -1,0 +1,150 @@
+"""The audio front end: decode, resample, trim, pad, and the log-mel spectrogram (batched, in torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from ser.params import AudioParams, MelspecParams, from_dict
+
+AMIN = 1e-10  # power floor before the log, as librosa.power_to_db's default
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEndConfig:
+    """Everything that turns a file into the model's input; saved with the model so prediction matches."""
+
+    audio: AudioParams  # sample rate, clip duration, silence trimming
+    melspec: MelspecParams  # framing, window, mel bands, pre-emphasis, dB floor
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per clip: `duration` seconds at `sample_rate`."""
+        return clip_samples(self.audio)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames per clip with centred framing: one per hop, plus one."""
+        return 1 + self.n_samples // self.melspec.hop_length
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = "front-end config") -> FrontEndConfig:
+        return from_dict(cls, raw, where)
+
+
+def clip_samples(audio: AudioParams) -> int:
+    return round(audio.duration * audio.sample_rate)
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message names the file and the problem."""
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode any file libsndfile reads, average its channels, and resample (soxr, high quality).
+
+    Returns float32 samples of shape (n,) at `sample_rate`. Raises AudioError for files that do not
+    decode, hold no samples, or hold NaN or infinite values.
+    """
+    try:
+        samples, native_rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+        raise AudioError(f"{path}: cannot decode audio ({error})") from error
+    if samples.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+    mono = samples.mean(axis=1)
+    if native_rate != sample_rate:
+        mono = soxr.resample(mono, native_rate, sample_rate, quality="HQ")
+    return mono.astype(np.float32, copy=False)
+
+
+def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
+    """Cut leading and trailing audio more than `top_db` dB below the clip's peak (librosa.effects.trim)."""
+    if top_db is None:
+        return samples
+    trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
+    return trimmed if trimmed.size else samples
+
+
+def pad_or_trim(samples: np.ndarray, n_samples: int) -> np.ndarray:
+    """Zero-pad at the end, or cut the end, to exactly `n_samples` samples."""
+    if samples.shape[-1] >= n_samples:
+        return samples[..., :n_samples]
+    return np.pad(samples, [(0, 0)] * (samples.ndim - 1) + [(0, n_samples - samples.shape[-1])])
+
+
+def prepare(samples: np.ndarray, audio: AudioParams) -> np.ndarray:
+    """A decoded clip as the front end wants it: silence trimmed, then exactly `audio.duration` long."""
+    return pad_or_trim(trim_silence(samples, audio.trim_db), clip_samples(audio))
+
+
+def mel_filters(sample_rate: int, melspec: MelspecParams) -> np.ndarray:
+    """Triangular filters on the HTK mel scale m(f) = 2595 log10(1 + f/700), peak 1: (n_mels, n_fft//2 + 1)."""
+    return librosa.filters.mel(
+        sr=sample_rate,
+        n_fft=melspec.n_fft,
+        n_mels=melspec.n_mels,
+        fmin=melspec.fmin,
+        fmax=melspec.fmax,
+        htk=True,
+        norm=None,
+    ).astype(np.float32)
+
+
+class LogMel(torch.nn.Module):
+    """Waveforms (B, n_samples) -> log-mel spectrograms in dB (B, n_mels, n_frames), batched on any device.
+
+    Pre-emphasis, centred framing with zero padding, window, |FFT|^2, mel filter bank, 10 log10, and an
+    optional per-clip floor `top_db` below the clip's maximum: librosa.feature.melspectrogram followed by
+    power_to_db(ref=1.0) when pre-emphasis is off.
+    """
+
+    def __init__(self, config: FrontEndConfig):
+        super().__init__()
+        self.melspec = melspec = config.melspec
+        window = librosa.filters.get_window(melspec.window, melspec.n_fft, fftbins=True)
+        self.register_buffer(
+            "window", torch.from_numpy(np.asarray(window, dtype=np.float32)), persistent=False
+        )
+        filters = mel_filters(config.audio.sample_rate, melspec)
+        self.register_buffer("filters", torch.from_numpy(filters), persistent=False)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        config = self.melspec
+        x = waveforms.float()  # (B, n)
+        if config.preemphasis is not None:
+            x = torch.cat([x[:, :1], x[:, 1:] - config.preemphasis * x[:, :-1]], dim=1)
+        spectrum = torch.stft(
+            x,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )  # (B, n_fft//2 + 1, n_frames)
+        power = spectrum.real.square() + spectrum.imag.square()
+        mel = self.filters @ power  # (B, n_mels, n_frames)
+        db = 10.0 * torch.log10(mel.clamp_min(AMIN))
+        if config.top_db is not None:
+            db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - config.top_db)
+        return db
+
+
+def log_mel_spectrogram(waveforms: np.ndarray, config: FrontEndConfig) -> np.ndarray:
+    """NumPy convenience over LogMel on the CPU: (B, n) or (n,) -> (B, n_mels, n_frames) or (n_mels, n_frames)."""
+    batch = torch.from_numpy(np.atleast_2d(np.asarray(waveforms, dtype=np.float32)))
+    with torch.inference_mode():
+        out = LogMel(config)(batch).numpy()
+    return out if np.ndim(waveforms) == 2 else out[0]

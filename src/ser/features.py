@@ -1,0 +1,110 @@
+"""The feature store: log-mel arrays per split (memory-mappable .npy) plus one table of labels and metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ser.audio import FrontEndConfig, LogMel, load_audio, prepare
+from ser.io import atomic_path
+from ser.parallel import imap
+from ser.splitting import SPLITS
+
+TABLE_NAME = "clips.csv"  # every clip of every split; `row` indexes its split's array
+FRONTEND_NAME = "frontend.json"  # the FrontEndConfig the arrays were computed with
+BATCH_CLIPS = 64  # clips per front-end batch: bounds memory, keeps the STFT batched
+
+
+def clip_table(
+    split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path, aug_dir: Path
+) -> pd.DataFrame:
+    """Originals and augmented copies in one table, with absolute `file` paths and a `prepared` flag
+    (augmented copies were already trimmed and padded by the augment stage)."""
+    originals = split_table.assign(file=[str(raw_dir / p) for p in split_table["path"]], prepared=False)
+    copies = augmented.assign(file=[str(aug_dir / p) for p in augmented["path"]], prepared=True)
+    table = pd.concat([originals, copies], ignore_index=True, sort=False)
+    order = {split: i for i, split in enumerate(SPLITS)}
+    table = table.sort_values("split", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    table["row"] = table.groupby("split").cumcount()
+    return table
+
+
+def _load_prepared(job: tuple[str, bool], frontend: FrontEndConfig) -> np.ndarray:
+    """Decode one clip once and bring it to exactly `frontend.n_samples` samples."""
+    path, prepared = job
+    samples = load_audio(path, frontend.audio.sample_rate)
+    if prepared:
+        if samples.shape[0] != frontend.n_samples:
+            raise ValueError(
+                f"{path}: {samples.shape[0]} samples, expected {frontend.n_samples}; rerun augment"
+            )
+        return samples
+    return prepare(samples, frontend.audio)
+
+
+def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfig, workers: int) -> None:
+    """Write `<split>.npy` (n_clips, n_mels, n_frames) float32 for each split, the table, and the config.
+
+    Decoding is spread over `workers` processes; the log-mel front end runs batched in torch.
+    The folder appears under its final name only when complete.
+    """
+    logmel = LogMel(frontend)
+    load = functools.partial(_load_prepared, frontend=frontend)
+    with atomic_path(out_dir, directory=True) as tmp:
+        arrays = {
+            split: np.lib.format.open_memmap(
+                tmp / f"{split}.npy",
+                mode="w+",
+                dtype=np.float32,
+                shape=(int((table["split"] == split).sum()), frontend.melspec.n_mels, frontend.n_frames),
+            )
+            for split in SPLITS
+        }
+        jobs = list(zip(table["file"], table["prepared"], strict=True))
+        batch: list[np.ndarray] = []
+        start = 0
+        for samples in imap(load, jobs, workers, desc="melspec"):
+            batch.append(samples)
+            if len(batch) == BATCH_CLIPS or start + len(batch) == len(jobs):
+                with torch.inference_mode():
+                    spectra = logmel(torch.from_numpy(np.stack(batch))).numpy()  # (b, n_mels, n_frames)
+                rows = table.iloc[start : start + len(batch)]
+                for split, group in rows.groupby("split", sort=False):
+                    positions = np.flatnonzero((rows["split"] == split).to_numpy())
+                    arrays[split][group["row"].to_numpy()] = spectra[positions]
+                start += len(batch)
+                batch = []
+        for array in arrays.values():
+            array.flush()
+        del arrays
+        table.drop(columns=["file"]).to_csv(tmp / TABLE_NAME, index=False)
+        (tmp / FRONTEND_NAME).write_text(json.dumps(frontend.as_dict(), indent=2) + "\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSplit:
+    """One split as the train stage sees it."""
+
+    features: np.ndarray  # (n_clips, n_mels, n_frames) float32, memory-mapped
+    table: pd.DataFrame  # one row per clip, in array order
+
+
+def load_frontend(features_dir: Path) -> FrontEndConfig:
+    path = features_dir / FRONTEND_NAME
+    return FrontEndConfig.from_dict(json.loads(path.read_text()), str(path))
+
+
+def load_split(features_dir: Path, split: str) -> FeatureSplit:
+    """Memory-map one split's array and return it with its rows of the table."""
+    table = pd.read_csv(features_dir / TABLE_NAME)
+    rows = table[table["split"] == split].sort_values("row").reset_index(drop=True)
+    features = np.load(features_dir / f"{split}.npy", mmap_mode="r")
+    if features.shape[0] != len(rows):
+        raise ValueError(f"{features_dir}: {split}.npy has {features.shape[0]} clips, the table {len(rows)}")
+    return FeatureSplit(features=features, table=rows)

@@ -1,0 +1,28 @@
+"""melspec: log-mel spectrograms of every clip, one memory-mappable array per split, plus example plots."""
+
+import pandas as pd
+
+from ser.audio import FrontEndConfig
+from ser.features import clip_table, compute_features, load_split
+from ser.parallel import available_cores
+from ser.params import AudioParams, MelspecParams, load_section
+from ser.plots import spectrogram_examples
+from ser.stage import stage_args
+
+
+def main(argv=None) -> None:
+    args = stage_args(__doc__, ["raw", "split", "augmented", "augmented_table", "out", "examples"], argv)
+    frontend = FrontEndConfig(
+        audio=load_section(args.params, "audio", AudioParams),
+        melspec=load_section(args.params, "melspec", MelspecParams),
+    )
+    table = clip_table(pd.read_csv(args.split), pd.read_csv(args.augmented_table), args.raw, args.augmented)
+    compute_features(table, args.out, frontend, available_cores())
+    train = load_split(args.out, "train")
+    spectrogram_examples(train.features, train.table, frontend, args.examples)
+    print(f"melspec: {train.features.shape[1:]} (n_mels, n_frames) per clip; clips per split:")
+    print(table.groupby(["split", "corpus"]).size().to_string())
+
+
+if __name__ == "__main__":
+    main()

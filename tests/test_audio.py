@@ -1,0 +1,208 @@
+"""The audio front end: known answers for the log-mel spectrogram, and decoding of good and bad files."""
+
+import dataclasses
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ser.audio import (
+    AudioError,
+    FrontEndConfig,
+    LogMel,
+    clip_samples,
+    load_audio,
+    log_mel_spectrogram,
+    mel_filters,
+    pad_or_trim,
+    prepare,
+)
+from ser.params import AudioParams, MelspecParams
+
+SR = 16000
+
+
+def tone(
+    frequency_hz: float, seconds: float = 1.0, sample_rate: int = SR, amplitude: float = 0.5
+) -> np.ndarray:
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
+
+
+def config(**melspec) -> FrontEndConfig:
+    return FrontEndConfig(audio=AudioParams(), melspec=MelspecParams(**melspec))
+
+
+def htk_mel(f_hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(f_hz) / 700.0)
+
+
+@pytest.mark.parametrize("frequency_hz", [200.0, 440.0, 1000.0, 2500.0, 6000.0])
+def test_a_tone_peaks_in_the_mel_band_that_contains_it(frequency_hz):
+    cfg = config(preemphasis=None)
+    spectrum = log_mel_spectrogram(tone(frequency_hz), cfg)  # (n_mels, n_frames)
+    loudest_band = int(np.argmax(spectrum[:, 10:-10].mean(axis=1)))
+    # Band k's triangle rises from edge k to its peak at edge k+1 and falls to edge k+2, equally spaced in mel.
+    edges_mel = np.linspace(htk_mel(0.0), htk_mel(SR / 2), cfg.melspec.n_mels + 2)
+    centre_mel = edges_mel[loudest_band + 1]
+    half_width = edges_mel[1] - edges_mel[0]
+    assert abs(htk_mel(frequency_hz) - centre_mel) <= half_width / 2 + 1e-6
+
+
+def test_filter_bank_is_triangles_on_the_htk_mel_scale():
+    melspec = MelspecParams(n_mels=40, n_fft=2048)
+    filters = mel_filters(SR, melspec)  # (40, 1025)
+    assert filters.shape == (40, 1025)
+    # Peak 1 (no area normalisation), up to where the FFT bins happen to sample the narrow low triangles.
+    assert np.all(filters.max(axis=1) <= 1.0) and np.all(filters.max(axis=1) > 0.9)
+    fft_hz = np.linspace(0, SR / 2, 1025)
+    peaks_hz = fft_hz[filters.argmax(axis=1)]
+    expected_hz = 700.0 * (10.0 ** (np.linspace(htk_mel(0), htk_mel(SR / 2), 42)[1:-1] / 2595.0) - 1.0)
+    assert np.all(np.abs(peaks_hz - expected_hz) <= SR / 2048)  # within one FFT bin
+    assert htk_mel(1000.0) == pytest.approx(1000.0, abs=0.05)  # the scale's defining point
+
+
+def test_matches_librosa_within_a_hundredth_of_a_db_without_preemphasis():
+    rng = np.random.default_rng(0)
+    waveform = (tone(300.0, 3.0) + 0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
+    cfg = config(preemphasis=None)
+    ours = log_mel_spectrogram(waveform, cfg)
+    reference = librosa.power_to_db(
+        librosa.feature.melspectrogram(
+            y=waveform.astype(np.float64),
+            sr=SR,
+            n_fft=cfg.melspec.n_fft,
+            hop_length=cfg.melspec.hop_length,
+            window="hamming",
+            center=True,
+            pad_mode="constant",
+            power=2.0,
+            n_mels=cfg.melspec.n_mels,
+            htk=True,
+            norm=None,
+        ),
+        ref=1.0,
+        amin=1e-10,
+        top_db=80.0,
+    )
+    assert ours.shape == reference.shape == (cfg.melspec.n_mels, cfg.n_frames)
+    assert np.max(np.abs(ours - reference)) < 0.01  # dB; float32 against float64
+
+
+def test_preemphasis_is_the_first_difference_filter():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(SR).astype(np.float32)
+    alpha = 0.97
+    y = np.concatenate([x[:1], x[1:] - alpha * x[:-1]])
+    with_filter = log_mel_spectrogram(x, config(preemphasis=alpha))
+    by_hand = log_mel_spectrogram(y, config(preemphasis=None))
+    assert np.allclose(with_filter, by_hand, atol=1e-3)
+
+
+def test_preemphasis_tilts_the_spectrum_by_its_frequency_response():
+    low_hz, high_hz, alpha = 150.0, 6000.0, 0.97
+    mixture = tone(low_hz) + tone(high_hz)
+    flat = log_mel_spectrogram(mixture, config(preemphasis=None, top_db=None)).mean(axis=1)
+    tilted = log_mel_spectrogram(mixture, config(preemphasis=alpha, top_db=None)).mean(axis=1)
+    low_band, high_band = (
+        int(np.argmax(np.where(np.arange(64) < 32, flat, -np.inf))),
+        int(np.argmax(flat[32:])) + 32,
+    )
+
+    def response_db(f_hz):  # |1 - alpha e^{-j w}|^2 in dB
+        return 10 * np.log10(np.abs(1 - alpha * np.exp(-2j * np.pi * f_hz / SR)) ** 2)
+
+    measured = (tilted[high_band] - flat[high_band]) - (tilted[low_band] - flat[low_band])
+    assert measured == pytest.approx(response_db(high_hz) - response_db(low_hz), abs=1.0)  # about 29 dB
+
+
+def test_top_db_floors_each_clip_at_its_own_max():
+    cfg = config(top_db=50.0)
+    loud_and_silent = np.concatenate([tone(1000.0), np.zeros(SR, dtype=np.float32)])
+    spectrum = log_mel_spectrogram(loud_and_silent, cfg)
+    assert spectrum.min() == pytest.approx(spectrum.max() - 50.0, abs=1e-3)
+
+
+def test_batch_equals_one_by_one_and_runs_under_autograd_free_inference():
+    rng = np.random.default_rng(2)
+    batch = rng.standard_normal((3, 2 * SR)).astype(np.float32) * 0.1
+    together = log_mel_spectrogram(batch, config())
+    for i in range(3):
+        assert np.allclose(together[i], log_mel_spectrogram(batch[i], config()), atol=1e-4)
+    module = LogMel(config())
+    assert module(torch.from_numpy(batch)).shape == (3, 64, 1 + 2 * SR // 256)
+
+
+def test_frame_count_follows_duration_and_hop():
+    cfg = FrontEndConfig(audio=AudioParams(duration=2.5), melspec=MelspecParams(hop_length=160))
+    assert cfg.n_samples == 40000
+    assert log_mel_spectrogram(np.zeros(cfg.n_samples, np.float32) + 0.01, cfg).shape == (64, cfg.n_frames)
+    assert cfg.n_frames == 1 + 40000 // 160
+
+
+def test_config_round_trips_through_a_plain_dict():
+    cfg = config(n_mels=80, fmax=7600.0)
+    assert FrontEndConfig.from_dict(cfg.as_dict()) == cfg
+    broken = cfg.as_dict()
+    broken["melspec"]["n_mel"] = broken["melspec"].pop("n_mels")
+    with pytest.raises(ValueError, match="n_mel"):
+        FrontEndConfig.from_dict(broken)
+
+
+def test_pad_or_trim_gives_exact_lengths():
+    x = np.arange(10, dtype=np.float32)
+    assert np.array_equal(pad_or_trim(x, 4), x[:4])
+    padded = pad_or_trim(x, 15)
+    assert padded.shape == (15,) and np.array_equal(padded[:10], x) and not padded[10:].any()
+
+
+def test_prepare_trims_leading_silence_then_pads():
+    audio = AudioParams(duration=1.0, trim_db=40.0)
+    speechless = np.zeros(SR // 2, dtype=np.float32)
+    clip = np.concatenate([speechless, tone(500.0, 0.25), speechless])
+    ready = prepare(clip, audio)
+    assert ready.shape == (clip_samples(audio),)
+    first_loud = int(np.argmax(np.abs(ready) > 0.1))
+    assert first_loud < 2048  # of 8000 samples of leading silence, less than one trim frame (2048) is left
+    assert not ready[-SR // 4 :].any()  # and the end is padding
+    untrimmed = prepare(clip, dataclasses.replace(audio, trim_db=None))
+    assert np.array_equal(untrimmed, clip[: clip_samples(audio)])
+
+
+def test_load_audio_mixes_down_and_resamples(tmp_path):
+    stereo = np.stack([tone(440.0, 1.0, 44100), tone(440.0, 1.0, 44100)], axis=1)
+    sf.write(tmp_path / "stereo.wav", stereo, 44100)
+    sf.write(tmp_path / "mono16k.flac", tone(440.0, 1.0, SR), SR)
+    from_stereo = load_audio(tmp_path / "stereo.wav", SR)
+    reference = load_audio(tmp_path / "mono16k.flac", SR)
+    assert from_stereo.shape == reference.shape == (SR,)
+    assert from_stereo.dtype == np.float32
+    # Same tone either way, up to resampler edge effects.
+    assert np.max(np.abs(from_stereo[200:-200] - reference[200:-200])) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.wav", b"", "cannot decode"),
+        ("text.wav", b"this is not audio at all" * 10, "cannot decode"),
+    ],
+)
+def test_load_audio_names_the_file_it_cannot_use(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match=message) as error:
+        load_audio(path, SR)
+    assert str(path) in str(error.value)
+
+
+def test_load_audio_rejects_nan_and_missing_files(tmp_path):
+    samples = tone(440.0)
+    samples[100] = np.nan
+    sf.write(tmp_path / "nan.wav", samples, SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        load_audio(tmp_path / "nan.wav", SR)
+    with pytest.raises(AudioError, match=r"missing\.wav"):
+        load_audio(tmp_path / "missing.wav", SR)

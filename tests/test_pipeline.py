@@ -1,0 +1,105 @@
+"""End to end: the DVC pipeline on a small slice of the real corpora, in a fresh copy of this repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ser.corpora import EMOTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+CLIPS_PER_CORPUS = 48
+
+pytestmark = pytest.mark.slow
+
+
+def run(command: list[str], cwd: Path, env: dict) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-4000:]}"
+    return output
+
+
+def set_params(project: Path, **changes: object) -> None:
+    """Set dotted keys of the copy's params.yaml, e.g. set_params(p, **{"augment.copies": 2})."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *sections, key = dotted.split(".")
+        node = params
+        for section in sections:
+            node = node[section]
+        node[key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mirror) -> tuple[Path, dict]:
+    """A fresh clone-like copy of the working tree (git-visible files only), as its own git repository."""
+    root = tmp_path_factory.mktemp("clone")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for relpath in filter(None, listed.split("\0")):
+        if (REPO / relpath).is_file():
+            (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / relpath, root / relpath)
+    env = {
+        **os.environ,
+        "SER_DATA_MIRROR": str(mirror),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # `python` is this venv's
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    set_params(root, **{"fetch.limit_per_corpus": CLIPS_PER_CORPUS, "augment.copies": 1})
+    run(["git", "init", "-q"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "slice"], root, env)
+    return root, env
+
+
+def test_data_half_runs_end_to_end_and_is_incremental(project):
+    root, env = project
+    first = run(["dvc", "repro", "melspec"], root, env)
+    for stage in ("fetch", "split", "augment", "melspec"):
+        assert f"Running stage '{stage}'" in first
+
+    manifest = pd.read_csv(root / "data" / "manifest.csv")
+    assert manifest.groupby("corpus").size().to_dict() == {"ravdess": CLIPS_PER_CORPUS, "tess": CLIPS_PER_CORPUS}
+    split = pd.read_csv(root / "data" / "split.csv")
+    ravdess = split[split["corpus"] == "ravdess"]
+    assert ravdess.groupby("speaker")["split"].nunique().max() == 1
+    assert {"Actor_01", "Actor_11", "Actor_20", "Actor_21"} >= set(ravdess.loc[ravdess["split"] == "test", "speaker"])
+
+    clips = pd.read_csv(root / "data" / "features" / "clips.csv")
+    n_train = int((split["split"] == "train").sum())
+    expected = {"train": 2 * n_train, **{s: int((split["split"] == s).sum()) for s in ("val", "test")}}
+    for name, count in expected.items():
+        features = np.load(root / "data" / "features" / f"{name}.npy", mmap_mode="r")
+        assert features.shape == (count, 64, 188)
+        assert np.isfinite(features).all()
+        assert (clips["split"] == name).sum() == count
+    assert set(clips.loc[clips["prepared"], "split"]) == {"train"}  # augmented copies: train only
+    assert {p.stem for p in (root / "plots" / "spectrograms").glob("*.png")} <= set(EMOTIONS)
+    assert len(list((root / "plots" / "spectrograms").glob("*.png"))) >= 6
+
+    second = run(["dvc", "repro", "melspec"], root, env)
+    assert "Running stage" not in second
+
+    set_params(root, **{"augment.copies": 2})
+    third = run(["dvc", "repro", "melspec"], root, env)
+    assert "Running stage 'augment'" in third and "Running stage 'melspec'" in third
+    assert "Running stage 'fetch'" not in third and "Running stage 'split'" not in third
+    assert np.load(root / "data" / "features" / "train.npy", mmap_mode="r").shape[0] == 3 * n_train
