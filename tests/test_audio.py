@@ -24,9 +24,7 @@ from ser.params import AudioParams, MelspecParams
 SR = 16000
 
 
-def tone(
-    frequency_hz: float, seconds: float = 1.0, sample_rate: int = SR, amplitude: float = 0.5
-) -> np.ndarray:
+def tone(frequency_hz: float, seconds: float = 1.0, sample_rate: int = SR, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * sample_rate)) / sample_rate
     return (amplitude * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
 

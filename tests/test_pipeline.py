@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -14,11 +16,27 @@ import pytest
 import yaml
 
 from ser.corpora import EMOTIONS
+from ser.params import (
+    AudioParams,
+    AugmentParams,
+    FetchParams,
+    MelspecParams,
+    ModelParams,
+    SplitParams,
+    TrainParams,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS_PER_CORPUS = 48
 
-pytestmark = pytest.mark.slow
+# The params sections each stage loads (src/stages/*.py); dvc.yaml must list exactly their keys.
+STAGE_SECTIONS = {
+    "fetch": {"fetch": FetchParams},
+    "split": {"split": SplitParams},
+    "augment": {"audio": AudioParams, "augment": AugmentParams},
+    "melspec": {"audio": AudioParams, "melspec": MelspecParams},
+    "train": {"model": ModelParams, "train": TrainParams},
+}
 
 
 def run(command: list[str], cwd: Path, env: dict) -> str:
@@ -70,6 +88,16 @@ def project(tmp_path_factory, mirror) -> tuple[Path, dict]:
     return root, env
 
 
+def test_dvc_yaml_names_exactly_the_params_keys_each_stage_reads():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage, sections in STAGE_SECTIONS.items():
+        expected = {f"{name}.{field.name}" for name, cls in sections.items() for field in dataclasses.fields(cls)}
+        assert set(stages[stage]["params"]) == expected, stage
+        assert f"src/stages/{stage}.py" in stages[stage]["deps"]
+    assert "params" not in stages["evaluate"]  # evaluate reads everything it needs from the model bundle
+
+
+@pytest.mark.slow
 def test_data_half_runs_end_to_end_and_is_incremental(project):
     root, env = project
     first = run(["dvc", "repro", "melspec"], root, env)
@@ -103,3 +131,39 @@ def test_data_half_runs_end_to_end_and_is_incremental(project):
     assert "Running stage 'augment'" in third and "Running stage 'melspec'" in third
     assert "Running stage 'fetch'" not in third and "Running stage 'split'" not in third
     assert np.load(root / "data" / "features" / "train.npy", mmap_mode="r").shape[0] == 3 * n_train
+
+
+@pytest.mark.slow
+def test_model_half_trains_evaluates_and_experiments_compare(project):
+    root, env = project
+    set_params(root, **{"model.size": "small", "train.epochs": 2, "train.batch_size": 16})
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "small model, two epochs"], root, env)
+    output = run(["dvc", "repro"], root, env)
+    assert "Running stage 'train'" in output and "Running stage 'evaluate'" in output
+    assert "Running stage 'melspec'" not in output  # the data half is cached from the test above
+
+    results = json.loads((root / "metrics" / "evaluate.json").read_text())
+    assert set(results) == {"ravdess", "tess", "all"}
+    for name in results:
+        assert set(results[name]) == {"clips", "wa", "ua", "macro_f1", "recall"}
+        assert 0.0 <= results[name]["ua"] <= 1.0
+    test_clips = pd.read_csv(root / "data" / "split.csv").query("split == 'test'")
+    assert results["all"]["clips"] == len(test_clips)
+    assert results["ravdess"]["clips"] == int((test_clips["corpus"] == "ravdess").sum())
+    history = pd.read_csv(root / "plots" / "training.csv")
+    assert history["epoch"].tolist() == [1, 2]
+    for png in ("training.png", "confusion.png"):
+        assert (root / "plots" / png).stat().st_size > 10_000
+    assert len(pd.read_csv(root / "plots" / "predictions.csv")) == len(test_clips)
+
+    first = run(["dvc", "exp", "run", "-n", "higher-lr", "-S", "train.lr=0.003"], root, env)
+    second = run(["dvc", "exp", "run", "-n", "tiny-model", "-S", "model.size=tiny"], root, env)
+    assert "Running stage 'train'" in first and "Running stage 'train'" in second, first + second
+    shown = run(["dvc", "exp", "show", "--csv"], root, env)
+    assert "higher-lr" in shown and "tiny-model" in shown
+    diff = json.loads(run(["dvc", "metrics", "diff", "higher-lr", "tiny-model", "--json"], root, env))
+    assert {"all.ua", "ravdess.ua", "tess.ua"} <= set(diff["metrics/evaluate.json"]), (first, second, shown)
+    assert "parameters" in diff["metrics/train.json"]  # the two experiments' model sizes differ
+    run(["dvc", "plots", "diff", "higher-lr", "tiny-model", "-o", str(root / "plots_diff")], root, env)
+    assert (root / "plots_diff" / "index.html").is_file()

@@ -114,9 +114,7 @@ class LogMel(torch.nn.Module):
         super().__init__()
         self.melspec = melspec = config.melspec
         window = librosa.filters.get_window(melspec.window, melspec.n_fft, fftbins=True)
-        self.register_buffer(
-            "window", torch.from_numpy(np.asarray(window, dtype=np.float32)), persistent=False
-        )
+        self.register_buffer("window", torch.from_numpy(np.asarray(window, dtype=np.float32)), persistent=False)
         filters = mel_filters(config.audio.sample_rate, melspec)
         self.register_buffer("filters", torch.from_numpy(filters), persistent=False)
 

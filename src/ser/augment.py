@@ -43,9 +43,7 @@ def perturb(
         applied["stretch_rate"] = rate = float(rng.uniform(*params.stretch))
         y = pad_or_trim(librosa.effects.time_stretch(y, rate=rate), n)
     if rng.random() < params.pitch_prob:
-        applied["pitch_semitones"] = steps = float(
-            rng.uniform(-params.pitch_semitones, params.pitch_semitones)
-        )
+        applied["pitch_semitones"] = steps = float(rng.uniform(-params.pitch_semitones, params.pitch_semitones))
         y = librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=steps)
     if rng.random() < params.shift_prob:
         applied["shift_s"] = shift_s = float(rng.uniform(-params.shift_s, params.shift_s))
@@ -68,9 +66,7 @@ def perturb(
     return y.astype(np.float32), applied
 
 
-def _augment_clip(
-    job: tuple[str, Path], out_dir: Path, audio: AudioParams, params: AugmentParams
-) -> list[dict]:
+def _augment_clip(job: tuple[str, Path], out_dir: Path, audio: AudioParams, params: AugmentParams) -> list[dict]:
     """Decode one training clip once, prepare it, write `params.copies` perturbed copies; their rows."""
     clip_id, path = job
     samples = prepare(load_audio(path, audio.sample_rate), audio)
@@ -81,9 +77,7 @@ def _augment_clip(
         relpath = f"{clip_id}__aug{copy}.flac"
         (out_dir / relpath).parent.mkdir(parents=True, exist_ok=True)
         sf.write(out_dir / relpath, augmented, audio.sample_rate, subtype="PCM_16")
-        rows.append(
-            {"clip_id": f"{clip_id}#aug{copy}", "source_clip_id": clip_id, "path": relpath, **applied}
-        )
+        rows.append({"clip_id": f"{clip_id}#aug{copy}", "source_clip_id": clip_id, "path": relpath, **applied})
     return rows
 
 

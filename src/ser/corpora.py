@@ -61,7 +61,7 @@ class ClipLabels:
 def parse_ravdess_name(name: str) -> ClipLabels:
     """Labels of a RAVDESS speech file name such as `03-01-05-02-01-02-12.wav` (angry, strong, actor 12)."""
     fields = Path(name).stem.split("-")
-    if len(fields) != 7 or not all(len(f) == 2 and f.isdigit() for f in fields):
+    if len(fields) != 7 or not all(len(f) == 2 and f.isascii() and f.isdigit() for f in fields):
         raise LabelError(f"{name}: expected 7 two-digit fields like 03-01-05-01-02-01-12")
     modality, channel, emotion, intensity, statement, repetition, actor = fields
     if modality != RAVDESS_AUDIO_ONLY or channel != RAVDESS_SPEECH:

@@ -21,9 +21,7 @@ FRONTEND_NAME = "frontend.json"  # the FrontEndConfig the arrays were computed w
 BATCH_CLIPS = 64  # clips per front-end batch: bounds memory, keeps the STFT batched
 
 
-def clip_table(
-    split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path, aug_dir: Path
-) -> pd.DataFrame:
+def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path, aug_dir: Path) -> pd.DataFrame:
     """Originals and augmented copies in one table, with absolute `file` paths and a `prepared` flag
     (augmented copies were already trimmed and padded by the augment stage)."""
     originals = split_table.assign(file=[str(raw_dir / p) for p in split_table["path"]], prepared=False)
@@ -41,9 +39,7 @@ def _load_prepared(job: tuple[str, bool], frontend: FrontEndConfig) -> np.ndarra
     samples = load_audio(path, frontend.audio.sample_rate)
     if prepared:
         if samples.shape[0] != frontend.n_samples:
-            raise ValueError(
-                f"{path}: {samples.shape[0]} samples, expected {frontend.n_samples}; rerun augment"
-            )
+            raise ValueError(f"{path}: {samples.shape[0]} samples, expected {frontend.n_samples}; rerun augment")
         return samples
     return prepare(samples, frontend.audio)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import stat
@@ -61,16 +62,24 @@ def download(source: SourceParams, dest: Path, timeout_s: float = 60.0) -> Path:
     with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(source.url, timeout=timeout_s) as response, open(tmp, "wb") as out:
-                total = int(response.headers.get("Content-Length") or 0) or source.bytes
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f"fetch: {dest.name}") as bar:
+                declared = int(response.headers.get("Content-Length") or 0) or None
+                received = 0
+                with tqdm(total=declared or source.bytes, unit="B", unit_scale=True, desc=f"fetch: {dest.name}") as bar:
                     while chunk := response.read(CHUNK_BYTES):
                         out.write(chunk)
+                        received += len(chunk)
                         bar.update(len(chunk))
-        except OSError as error:  # URLError and HTTPError are OSErrors
+        except (OSError, http.client.HTTPException) as error:  # URLError, HTTPError; IncompleteRead
             raise FetchError(
                 f"{source.url}: download failed ({error}). Check the network, or set {MIRROR_ENV} to a "
                 "folder holding ravdess/ and tess/."
             ) from error
+        for expected, what in ((declared, "the server announced"), (source.bytes, "params.yaml expects")):
+            if expected is not None and received != expected:
+                raise FetchError(
+                    f"{source.url}: received {received} bytes, {what} {expected}; the download was cut off or "
+                    "the archive changed upstream. Fetch again, or check the URL and size in params.yaml."
+                )
         actual = verify_md5(tmp, source.md5)
         if source.md5 is None:
             print(f"fetch: {dest.name} has MD5 {actual}; pin it in params.yaml to verify later downloads")
@@ -101,18 +110,14 @@ def safe_extract(archive: Path, target: Path) -> None:
             for info in tqdm(members, desc=f"fetch: extracting {archive.name}", unit="file"):
                 zf.extract(info, tmp)
     except zipfile.BadZipFile as error:
-        raise FetchError(
-            f"{archive}: not a readable zip archive ({error}); delete it and fetch again"
-        ) from error
+        raise FetchError(f"{archive}: not a readable zip archive ({error}); delete it and fetch again") from error
 
 
 def copy_from_mirror(mirror: Path, corpus: str, target: Path, limit: int | None) -> None:
     """Copy the audio of `mirror/<corpus>/` (all, or `limit` evenly spaced clips) into `target`."""
     source = mirror / corpus
     if not source.is_dir():
-        raise FetchError(
-            f"{source}: not a folder; {MIRROR_ENV} must name a folder holding {' and '.join(CORPORA)}"
-        )
+        raise FetchError(f"{source}: not a folder; {MIRROR_ENV} must name a folder holding {' and '.join(CORPORA)}")
     files = evenly_spaced(find_audio(source), limit)
     if not files:
         raise FetchError(f"{source}: no audio files found")

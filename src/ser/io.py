@@ -35,6 +35,7 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():
                 target.unlink()
+            tmp.chmod(0o755)  # mkdtemp makes 0700 folders
         else:
             tmp.chmod(0o644)
         os.replace(tmp, target)

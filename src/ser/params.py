@@ -30,10 +30,12 @@ class SourceParams:
 class FetchParams:
     ravdess: SourceParams
     tess: SourceParams
-    limit_per_corpus: int | None = (
-        None  # keep an evenly spaced subset of N clips per corpus (tests); None: all
-    )
+    limit_per_corpus: int | None = None  # evenly spaced subset of N clips per corpus (tests); None: all
     silence_dbfs: float = -60.0  # a clip whose peak is below this level (dB re full scale) counts as silent
+
+    def __post_init__(self) -> None:
+        if self.limit_per_corpus is not None and self.limit_per_corpus < 1:
+            raise ParamsError(f"fetch.limit_per_corpus must be at least 1 or null, got {self.limit_per_corpus}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +81,35 @@ class MelspecParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelParams:
+    size: str = "small"  # a key of ser.model.PRESETS: tiny, small, 2M, 8M, 16M, 32M
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3  # peak learning rate of the one-cycle schedule (AdamW)
+    l2: float = 0.05  # AdamW weight decay
+    warmup: float = 0.1  # fraction of the steps spent warming the learning rate up
+    label_smoothing: float = 0.1
+    class_balanced: bool = True  # weight the loss by inverse class frequency (the metric is UA)
+    time_masks: int = 2  # SpecAugment: masked stretches of time per training clip ...
+    time_mask_frames: int = 20  # ... each up to this many frames wide
+    freq_masks: int = 2  # ... and masked bands of frequency
+    freq_mask_bands: int = 8  # ... each up to this many mel bands tall
+    seed: int = 0  # initial weights, dropout, batch order and masks
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     fetch: FetchParams
     split: SplitParams
     audio: AudioParams
     augment: AugmentParams
     melspec: MelspecParams
+    model: ModelParams
+    train: TrainParams
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:
@@ -144,7 +169,12 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
     ]
     if missing:
         raise ParamsError(f"{where}: missing key(s) {missing}")
-    return cls(**{key: _convert(value, hints[key], f"{where}.{key}") for key, value in raw.items()})
+    return cls(**{key: _convert(value, hints[key], _child(where, key)) for key, value in raw.items()})
+
+
+def _child(where: str, key: str) -> str:
+    """`params.yaml: split` + `fold` -> `params.yaml: split.fold`; a root `params.yaml:` -> `params.yaml: fold`."""
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
 
 
 def from_dict(cls: type[T], raw: Any, where: str) -> T:
@@ -174,7 +204,5 @@ def load_section(path: str | Path, section: str, cls: type[T]) -> T:
 
 
 def load_params(path: str | Path) -> Params:
-    """Load and validate every section this package knows (sections of later stages are left alone)."""
-    raw = read_yaml(path)
-    known = {f.name for f in dataclasses.fields(Params)}
-    return from_dict(Params, {k: v for k, v in raw.items() if k in known}, str(path))
+    """Load and validate the whole params file: every section and key."""
+    return from_dict(Params, read_yaml(path), f"{path}:")

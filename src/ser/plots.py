@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
@@ -58,3 +59,33 @@ def spectrogram_examples(
         save_figure(figure, out_dir / f"{emotion}.png")
         written.append(out_dir / f"{emotion}.png")
     return written
+
+
+def training_curves(history: pd.DataFrame, path: Path) -> None:
+    """Loss (left) and accuracy / validation UA (right) per epoch, train and validation together."""
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axes.plot(history["epoch"], history["train_loss"], label="train (augmented, masked)")
+    loss_axes.plot(history["epoch"], history["val_loss"], label="val")
+    loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    accuracy_axes.plot(history["epoch"], history["train_acc"], label="train accuracy")
+    accuracy_axes.plot(history["epoch"], history["val_acc"], label="val accuracy (WA)")
+    accuracy_axes.plot(history["epoch"], history["val_ua"], label="val UA (model selection)")
+    best = history.loc[history["val_ua"].idxmax()]
+    accuracy_axes.axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {int(best['epoch'])}")
+    accuracy_axes.set(xlabel="epoch", ylabel="fraction", title="accuracy", ylim=(0, 1))
+    for axes in (loss_axes, accuracy_axes):
+        axes.grid(alpha=0.3)
+        axes.legend()
+    save_figure(figure, path)
+
+
+def confusion_matrices(matrices: dict[str, np.ndarray], path: Path) -> None:
+    """One panel per corpus: counts in the cells, rows the actual emotion, columns the predicted one."""
+    figure, axes = plt.subplots(1, len(matrices), figsize=(6.5 * len(matrices), 6))
+    for ax, (title, matrix) in zip(np.atleast_1d(axes), matrices.items(), strict=True):
+        shown = [i for i in range(len(EMOTIONS)) if matrix[i].sum() or matrix[:, i].sum()]
+        ConfusionMatrixDisplay(matrix[np.ix_(shown, shown)], display_labels=[EMOTIONS[i] for i in shown]).plot(
+            ax=ax, colorbar=False, cmap="Blues", xticks_rotation=45
+        )
+        ax.set_title(f"{title}: {int(matrix.sum())} test clips")
+    save_figure(figure, path)

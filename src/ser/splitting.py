@@ -51,8 +51,7 @@ def ravdess_actor_splits(actors: pd.DataFrame, params: SplitParams) -> dict[str,
             )
         val.extend(rng.choice(pool, size=count, replace=False).tolist())
     return {
-        speaker: "test" if speaker in test else "val" if speaker in val else "train"
-        for speaker in actors["speaker"]
+        speaker: "test" if speaker in test else "val" if speaker in val else "train" for speaker in actors["speaker"]
     }
 
 
@@ -78,9 +77,7 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     is_ravdess = table["corpus"] == "ravdess"
     if is_ravdess.any():
         actors = table.loc[is_ravdess, ["speaker", "gender"]].drop_duplicates("speaker")
-        table.loc[is_ravdess, "split"] = table.loc[is_ravdess, "speaker"].map(
-            ravdess_actor_splits(actors, params)
-        )
+        table.loc[is_ravdess, "split"] = table.loc[is_ravdess, "speaker"].map(ravdess_actor_splits(actors, params))
     is_tess = table["corpus"] == "tess"
     if is_tess.any():
         words = table.loc[is_tess, "statement"].to_list()

@@ -1,0 +1,84 @@
+"""The model bundle: weights plus everything needed to rebuild and use them, loaded without running code."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ser.audio import FrontEndConfig
+from ser.corpora import EMOTIONS
+from ser.io import atomic_path
+from ser.model import Classifier, ModelConfig
+
+FORMAT = "ser-model"
+FORMAT_VERSION = 1  # bump when the bundle's layout or the model's code changes incompatibly
+
+
+class BundleError(ValueError):
+    """A model file that cannot be used: missing, corrupt, or from an incompatible version."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    model: Classifier  # in eval mode
+    model_config: ModelConfig
+    frontend: FrontEndConfig  # the features the model was trained on: prediction uses these, not params.yaml
+    labels: tuple[str, ...]  # output index -> emotion
+    info: dict  # how it was trained: params, best epoch, validation scores
+
+
+def save_bundle(
+    path: Path, model: torch.nn.Module, model_config: ModelConfig, frontend: FrontEndConfig, info: dict
+) -> None:
+    """Write the bundle atomically. Only tensors, strings, numbers, lists and dicts: loadable with weights_only."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "labels": list(EMOTIONS),
+        "model_config": dataclasses.asdict(model_config),
+        "frontend": frontend.as_dict(),
+        "info": info,
+        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
+    """Rebuild the model from the bundle alone, on `device`, in eval mode.
+
+    Never executes code from the file (`weights_only=True`); raises BundleError naming the file and the
+    problem for a missing, corrupt, foreign or incompatible file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: model file not found; train one with `dvc repro train` or pass --model")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as error:
+        raise BundleError(f"{path}: not a readable model file ({type(error).__name__}: {error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a ser model bundle")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: model format version {payload.get('format_version')}, this ser reads {FORMAT_VERSION}; "
+            "retrain it with this version or use the ser version that made it"
+        )
+    try:
+        model_config = ModelConfig(**payload["model_config"])
+        frontend = FrontEndConfig.from_dict(payload["frontend"], f"{path}: frontend")
+        model = Classifier(model_config)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise BundleError(f"{path}: the bundle does not match this version of ser ({error})") from error
+    return Bundle(
+        model=model.to(device).eval(),
+        model_config=model_config,
+        frontend=frontend,
+        labels=tuple(payload["labels"]),
+        info=payload["info"],
+    )

@@ -1,0 +1,56 @@
+"""Scoring: batched class probabilities from a model, and WA / UA / macro-F1 / per-class recall per corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+from ser.corpora import EMOTIONS
+
+EVAL_BATCH = 256  # clips per forward pass when scoring: no gradients, so larger than training batches
+
+
+def predict_proba(
+    model: torch.nn.Module, features: np.ndarray, device: torch.device, batch_size: int = EVAL_BATCH
+) -> np.ndarray:
+    """Softmax probabilities (n_clips, n_classes) for log-mel features (n_clips, n_mels, n_frames)."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(features), batch_size):
+            batch = torch.from_numpy(np.array(features[start : start + batch_size])).to(device)  # copy: writable
+            out.append(torch.softmax(model(batch).float(), dim=-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+
+
+def scores(actual: list[str] | np.ndarray, predicted: list[str] | np.ndarray) -> dict:
+    """WA (accuracy), UA (balanced accuracy: mean recall over the classes present), macro-F1 over the
+    classes present, recall of each present class, and the clip count."""
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    present = [emotion for emotion in EMOTIONS if emotion in set(actual)]
+    if not present:
+        return {"clips": 0}
+    recalls = recall_score(actual, predicted, labels=present, average=None, zero_division=0)
+    return {
+        "clips": len(actual),
+        "wa": float(accuracy_score(actual, predicted)),
+        "ua": float(np.mean(recalls)),  # = balanced_accuracy_score, without its warning for unseen predictions
+        "macro_f1": float(f1_score(actual, predicted, labels=present, average="macro", zero_division=0)),
+        "recall": {emotion: float(r) for emotion, r in zip(present, recalls, strict=True)},
+    }
+
+
+def scores_by_corpus(table: pd.DataFrame) -> dict:
+    """`scores` for each corpus and for all clips together; `table` has columns corpus, actual, predicted."""
+    result = {
+        corpus: scores(group["actual"], group["predicted"]) for corpus, group in table.groupby("corpus", sort=True)
+    }
+    result["all"] = scores(table["actual"], table["predicted"])
+    return result
+
+
+def confusion(actual: pd.Series, predicted: pd.Series) -> np.ndarray:
+    """Counts (n_emotions, n_emotions): rows actual, columns predicted, in EMOTIONS order."""
+    return confusion_matrix(actual, predicted, labels=list(EMOTIONS))

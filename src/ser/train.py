@@ -1,0 +1,151 @@
+"""Training: AdamW with a one-cycle schedule, SpecAugment, model selection on validation UA only."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ser.corpora import EMOTIONS
+from ser.evaluation import predict_proba, scores
+from ser.features import FeatureSplit
+from ser.model import Classifier, ModelConfig
+from ser.params import TrainParams
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: Classifier  # with the weights of the best epoch (by validation UA), in eval mode
+    history: pd.DataFrame  # one row per epoch: losses, accuracies, validation UA, learning rate, seconds
+    best_epoch: int
+    best_val: dict  # `scores` on the validation split at the best epoch
+    seconds: float  # wall time of the whole training loop, validation included
+    train_clips_per_s: float  # training steps only: forward + backward + optimiser step
+
+
+def label_indices(emotions: pd.Series) -> torch.Tensor:
+    index = {emotion: i for i, emotion in enumerate(EMOTIONS)}
+    return torch.tensor([index[e] for e in emotions], dtype=torch.long)
+
+
+def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency, mean 1 over the classes present; 0 for classes absent from training."""
+    counts = torch.bincount(labels, minlength=n_classes).float()
+    present = counts > 0
+    weights = torch.zeros(n_classes)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights
+
+
+def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment masking of (B, n_mels, n_frames) spectrograms: random stretches of time and bands of
+    frequency, different per clip, filled with the clip's mean level."""
+    n_clips, n_mels, n_frames = batch.shape
+    fill = batch.mean(dim=(1, 2), keepdim=True)  # (B, 1, 1)
+    out = batch
+    for count, widest, length, axis in (
+        (params.time_masks, params.time_mask_frames, n_frames, 2),
+        (params.freq_masks, params.freq_mask_bands, n_mels, 1),
+    ):
+        positions = torch.arange(length)
+        for _ in range(count):
+            width = torch.randint(0, widest + 1, (n_clips, 1), generator=generator)
+            start = (torch.rand(n_clips, 1, generator=generator) * (length - width + 1)).long()
+            masked = (positions >= start) & (positions < start + width)  # (B, length)
+            out = torch.where(masked.unsqueeze(3 - axis), fill, out)
+    return out
+
+
+def train_model(
+    train: FeatureSplit,
+    val: FeatureSplit,
+    model_config: ModelConfig,
+    params: TrainParams,
+    device: torch.device,
+) -> TrainResult:
+    """Train a Classifier on `train`, keep the weights of the epoch with the best validation UA.
+
+    Deterministic on the CPU for fixed params: the one global seed covers initial weights and dropout, a
+    generator seeded from it draws batch order and masks. On CUDA, runs in bfloat16 autocast.
+    """
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    model = Classifier(model_config).to(device)
+    x_train = torch.from_numpy(np.array(train.features))  # (N, n_mels, n_frames), read into memory once
+    y_train = label_indices(train.table["emotion"])
+    y_val = label_indices(val.table["emotion"]).numpy()
+    n_batches = len(x_train) // params.batch_size  # full batches only: BatchNorm needs more than one clip
+    if n_batches == 0:
+        raise ValueError(f"{len(x_train)} training clips: fewer than one batch of {params.batch_size}")
+
+    weights = class_weights(y_train, model_config.n_classes) if params.class_balanced else None
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=None if weights is None else weights.to(device), label_smoothing=params.label_smoothing
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.l2)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=params.lr, total_steps=params.epochs * n_batches, pct_start=params.warmup
+    )
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    history, best_state, best_val, best_epoch = [], None, {"ua": -math.inf}, 0
+    step_seconds, started = 0.0, time.perf_counter()
+    epochs = tqdm(range(1, params.epochs + 1), desc="train", unit="epoch")
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        loss_sum, correct, seen = 0.0, 0, 0
+        epoch_start = time.perf_counter()
+        for batch in range(n_batches):
+            index = order[batch * params.batch_size : (batch + 1) * params.batch_size]
+            inputs = spec_augment(x_train[index], params, generator).to(device, non_blocking=True)
+            targets = y_train[index].to(device, non_blocking=True)
+            with autocast:
+                logits = model(inputs)  # (B, n_classes)
+            loss = loss_fn(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(index)
+            correct += int((logits.argmax(dim=1) == targets).sum())
+            seen += len(index)
+        step_seconds += time.perf_counter() - epoch_start
+
+        val_probs = predict_proba(model, val.features, device)
+        val_pred = val_probs.argmax(axis=1)
+        val_scores = scores(np.take(EMOTIONS, y_val), np.take(EMOTIONS, val_pred))
+        val_loss = float(F.nll_loss(torch.from_numpy(np.log(val_probs + 1e-12)), torch.from_numpy(y_val)))
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / seen,
+                "train_acc": correct / seen,
+                "val_loss": val_loss,
+                "val_acc": val_scores["wa"],
+                "val_ua": val_scores["ua"],
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        if val_scores["ua"] > best_val["ua"]:
+            best_state = copy.deepcopy(model.state_dict())
+            best_val, best_epoch = val_scores, epoch
+        epochs.set_postfix(loss=f"{loss_sum / seen:.3f}", val_ua=f"{val_scores['ua']:.3f}", best=best_epoch)
+
+    model.load_state_dict(best_state)
+    return TrainResult(
+        model=model.eval(),
+        history=pd.DataFrame(history),
+        best_epoch=best_epoch,
+        best_val=best_val,
+        seconds=time.perf_counter() - started,
+        train_clips_per_s=params.epochs * n_batches * params.batch_size / step_seconds,
+    )

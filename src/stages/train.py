@@ -1,0 +1,43 @@
+"""train: fit the classifier on the training split, keep the epoch with the best validation UA, and save
+a self-contained bundle (weights, model config, labels, front-end settings)."""
+
+import dataclasses
+
+from ser.bundle import save_bundle
+from ser.device import pick_device
+from ser.features import load_frontend, load_split
+from ser.io import write_csv, write_json
+from ser.model import ModelConfig, count_parameters
+from ser.params import ModelParams, TrainParams, load_section
+from ser.plots import training_curves
+from ser.stage import stage_args
+from ser.train import train_model
+
+
+def main(argv=None) -> None:
+    args = stage_args(__doc__, ["features", "model", "history", "curves", "metrics"], argv)
+    model_params = load_section(args.params, "model", ModelParams)
+    params = load_section(args.params, "train", TrainParams)
+    frontend = load_frontend(args.features)
+    config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames)
+    device = pick_device()
+    result = train_model(load_split(args.features, "train"), load_split(args.features, "val"), config, params, device)
+    summary = {
+        "model_size": model_params.size,
+        "parameters": count_parameters(result.model),
+        "best_epoch": result.best_epoch,
+        "val": result.best_val,
+        "train_minutes": round(result.seconds / 60, 2),
+        "train_clips_per_s": round(result.train_clips_per_s, 1),
+        "device": device.type,
+    }
+    info = {"train": dataclasses.asdict(params), **summary}
+    save_bundle(args.model, result.model, config, frontend, info)
+    write_csv(result.history.round(5), args.history)
+    training_curves(result.history, args.curves)
+    write_json(summary, args.metrics)
+    print(f"train: best epoch {result.best_epoch}, val UA {result.best_val['ua']:.3f}, {summary['train_minutes']} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""params.yaml loading: types, unknown and mistyped keys, missing keys and files, bad YAML."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ser.params import (
+    AudioParams,
+    AugmentParams,
+    FetchParams,
+    MelspecParams,
+    Params,
+    ParamsError,
+    SourceParams,
+    SplitParams,
+    from_dict,
+    load_params,
+    load_section,
+)
+
+REPO_PARAMS = Path(__file__).parents[1] / "params.yaml"
+
+
+@pytest.fixture(scope="module")
+def raw_params() -> dict:
+    return yaml.safe_load(REPO_PARAMS.read_text())
+
+
+@pytest.fixture
+def edited(tmp_path, raw_params):
+    """edited(change) -> path of a copy of params.yaml after `change(raw_dict)` edited it in place."""
+
+    def make(change) -> Path:
+        raw = copy.deepcopy(raw_params)
+        change(raw)
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    return make
+
+
+def set_key(keys: tuple[str, ...], value):
+    def change(raw: dict) -> None:
+        node = raw
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return change
+
+
+def delete_key(keys: tuple[str, ...]):
+    def change(raw: dict) -> None:
+        node = raw
+        for key in keys[:-1]:
+            node = node[key]
+        del node[keys[-1]]
+
+    return change
+
+
+def test_repo_params_load_with_the_documented_types():
+    params = load_params(REPO_PARAMS)
+    assert isinstance(params, Params)
+    assert isinstance(params.fetch, FetchParams) and isinstance(params.fetch.ravdess, SourceParams)
+    assert params.fetch.ravdess.url.startswith("https://")
+    assert params.fetch.ravdess.md5 == "bc696df654c87fed845eb13823edef8a"
+    assert params.fetch.ravdess.bytes == 208468073
+    assert params.fetch.tess.md5 is None and params.fetch.tess.bytes is None
+    assert params.fetch.limit_per_corpus is None
+    assert type(params.fetch.silence_dbfs) is float
+    assert isinstance(params.split, SplitParams) and 1 <= params.split.fold <= 6
+    assert all(type(getattr(params.split, f)) is int for f in ("fold", "val_actors", "seed"))
+    assert isinstance(params.audio, AudioParams) and type(params.audio.sample_rate) is int
+    assert type(params.audio.duration) is float
+    assert isinstance(params.augment, AugmentParams) and type(params.augment.copies) is int
+    assert isinstance(params.augment.noise_snr_db, tuple) and len(params.augment.noise_snr_db) == 2
+    assert all(type(v) is float for v in (*params.augment.noise_snr_db, *params.augment.stretch))
+    assert isinstance(params.melspec, MelspecParams) and params.melspec.fmax is None
+    assert type(params.melspec.n_fft) is int and type(params.melspec.window) is str
+
+
+def test_loaded_values_are_the_values_in_the_file(raw_params):
+    params = load_params(REPO_PARAMS)
+    for section in ("split", "audio", "augment", "melspec"):
+        for key, value in raw_params[section].items():
+            got = getattr(getattr(params, section), key)
+            assert got == (tuple(value) if isinstance(value, list) else value), f"{section}.{key}"
+    for corpus in ("ravdess", "tess"):
+        assert dataclasses.asdict(getattr(params.fetch, corpus)) == raw_params["fetch"][corpus]
+
+
+def test_load_section_loads_one_section():
+    assert load_section(REPO_PARAMS, "split", SplitParams) == load_params(REPO_PARAMS).split
+    with pytest.raises(ParamsError, match="no section 'no_such_section'"):
+        load_section(REPO_PARAMS, "no_such_section", SplitParams)
+
+
+def test_ints_become_floats_and_defaults_fill_missing_optional_keys(edited):
+    path = edited(lambda raw: (raw["audio"].update(duration=3), raw["split"].pop("seed")))
+    params = load_params(path)
+    assert params.audio.duration == 3.0 and type(params.audio.duration) is float
+    assert params.split.seed == SplitParams().seed == 0
+
+
+def test_an_unknown_section_is_rejected_naming_it(edited):
+    path = edited(set_key(("augmnet",), {"copies": 2}))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert "augmnet" in str(caught.value) and str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("keys", "unknown"),
+    [
+        (("split", "folds"), "folds"),
+        (("fetch", "ravdess", "sha256"), "sha256"),
+        (("melspec", "n_mfcc"), "n_mfcc"),
+    ],
+)
+def test_an_unknown_key_is_rejected_naming_key_and_file(edited, keys, unknown):
+    path = edited(set_key(keys, 2))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert unknown in message and keys[0] in message and str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("keys", "value"),
+    [
+        (("split", "fold"), "one"),
+        (("split", "fold"), None),
+        (("augment", "copies"), 1.5),
+        (("split", "seed"), True),
+        (("audio", "sample_rate"), "16000"),
+        (("audio", "duration"), True),
+        (("audio", "trim_db"), "40"),
+        (("melspec", "window"), 5),
+        (("melspec", "fmax"), "8000"),
+        (("fetch", "limit_per_corpus"), 2.5),
+        (("fetch", "ravdess", "md5"), 123),
+        (("fetch", "ravdess", "url"), None),
+        (("augment", "noise_snr_db"), [10.0]),
+        (("augment", "noise_snr_db"), 10.0),
+        (("augment", "stretch"), [0.9, "1.1"]),
+        (("split",), 3),
+    ],
+)
+def test_a_mistyped_value_is_rejected_naming_the_key(edited, keys, value):
+    path = edited(set_key(keys, value))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert ".".join(keys) in message.replace(": ", ".").replace(f"{path}.", ""), message
+    assert str(path) in message
+
+
+@pytest.mark.parametrize(
+    "keys", [("fetch", "ravdess", "url"), ("fetch", "tess"), ("melspec",), ("fetch", "tess", "md5")]
+)
+def test_a_missing_required_key_is_rejected_naming_it(edited, keys):
+    path = edited(delete_key(keys))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert f"missing key(s) ['{keys[-1]}']" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_a_missing_file_is_reported(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ParamsError, match="not found") as caught:
+        load_params(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("fetch: [unclosed\n", "not valid YAML"),
+        ("split:\n  fold: 1\n bad indent: 2\n", "not valid YAML"),
+        ("- a\n- list\n", "expected a mapping"),
+        ("", "expected a mapping"),
+    ],
+)
+def test_invalid_yaml_is_reported(tmp_path, text, reason):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=reason) as caught:
+        load_params(path)
+    assert str(path) in str(caught.value)
+
+
+def test_params_error_is_a_value_error():
+    assert issubclass(ParamsError, ValueError)
+
+
+def test_from_dict_builds_nested_dataclasses():
+    fetch = from_dict(
+        FetchParams,
+        {"ravdess": {"url": "http://x/r.zip", "md5": None}, "tess": {"url": "http://x/t.zip", "md5": "AB"}},
+        "test",
+    )
+    assert fetch == FetchParams(SourceParams("http://x/r.zip", None), SourceParams("http://x/t.zip", "AB"))
+    assert fetch.limit_per_corpus is None and fetch.silence_dbfs == -60.0
+    with pytest.raises(ParamsError, match=r"test\.ravdess: expected a mapping"):
+        from_dict(FetchParams, {"ravdess": "http://x", "tess": {"url": "u", "md5": None}}, "test")

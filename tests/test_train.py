@@ -1,0 +1,84 @@
+"""Training: masks, class weights, determinism, and model selection on validation only."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ser.corpora import EMOTIONS
+from ser.features import FeatureSplit
+from ser.model import ModelConfig
+from ser.params import TrainParams
+from ser.train import class_weights, label_indices, spec_augment, train_model
+
+N_MELS, N_FRAMES = 64, 48
+
+
+def synthetic_split(n_per_class: int, seed: int, classes=EMOTIONS) -> FeatureSplit:
+    """Spectrograms whose loudest band encodes the emotion: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    emotions = [e for e in classes for _ in range(n_per_class)]
+    features = rng.normal(-40.0, 3.0, (len(emotions), N_MELS, N_FRAMES)).astype(np.float32)
+    for row, emotion in enumerate(emotions):
+        band = 4 + 7 * EMOTIONS.index(emotion)
+        features[row, band : band + 4] += 25.0
+    return FeatureSplit(features=features, table=pd.DataFrame({"emotion": emotions, "corpus": "ravdess"}))
+
+
+FAST = TrainParams(epochs=4, batch_size=16, lr=3e-3, l2=0.0, time_masks=1, freq_masks=1, freq_mask_bands=2)
+
+
+def tiny() -> ModelConfig:
+    return ModelConfig.from_preset("tiny", N_MELS, N_FRAMES)
+
+
+def test_spec_augment_masks_within_the_widths_and_fills_with_the_clip_mean():
+    batch = torch.arange(2 * 8 * 30, dtype=torch.float32).reshape(2, 8, 30)
+    params = dataclasses.replace(FAST, time_masks=1, time_mask_frames=5, freq_masks=0)
+    out = spec_augment(batch, params, torch.Generator().manual_seed(0))
+    assert out.shape == batch.shape
+    for clip in range(2):
+        changed = (out[clip] != batch[clip]).any(dim=0)  # (n_frames,)
+        assert changed.sum() <= 5
+        assert torch.all(out[clip][:, changed] == batch[clip].mean())
+    none = spec_augment(batch, dataclasses.replace(params, time_masks=0), torch.Generator())
+    assert torch.equal(none, batch)
+
+
+def test_class_weights_are_inverse_frequency_with_mean_one():
+    labels = torch.tensor([0, 0, 0, 1])
+    weights = class_weights(labels, 3)
+    assert torch.allclose(weights, torch.tensor([4 / 6, 4 / 2, 0.0]))
+    assert label_indices(pd.Series(["neutral", "surprised"])).tolist() == [0, 7]
+
+
+def test_training_is_deterministic_on_the_cpu_and_learns():
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    first = train_model(train, val, tiny(), FAST, torch.device("cpu"))
+    again = train_model(train, val, tiny(), FAST, torch.device("cpu"))
+    pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
+    for (name, a), b in zip(first.model.state_dict().items(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert len(first.history) == FAST.epochs
+    assert first.best_val["ua"] > 0.5  # 8 classes: chance is 0.125
+    assert first.history["train_loss"].iloc[-1] < first.history["train_loss"].iloc[0]
+
+
+def test_the_kept_weights_are_those_of_the_best_validation_epoch():
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    result = train_model(train, val, tiny(), FAST, torch.device("cpu"))
+    best_row = result.history.loc[result.history["val_ua"].idxmax()]
+    assert result.best_epoch == int(best_row["epoch"])
+    assert result.best_val["ua"] == pytest.approx(best_row["val_ua"])
+    from ser.evaluation import predict_proba, scores
+
+    probabilities = predict_proba(result.model, val.features, torch.device("cpu"))
+    rescored = scores(val.table["emotion"], np.take(EMOTIONS, probabilities.argmax(axis=1)))
+    assert rescored["ua"] == pytest.approx(result.best_val["ua"])
+
+
+def test_too_few_clips_for_a_batch_is_a_clear_error():
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train_model(synthetic_split(1, 0), synthetic_split(1, 1), tiny(), FAST, torch.device("cpu"))
