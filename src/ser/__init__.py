@@ -1,1 +1,37 @@
-"""ser: speech emotion recognition (RAVDESS + TESS) as a reproducible DVC pipeline."""
+"""ser: speech emotion recognition (RAVDESS + TESS) as a reproducible DVC pipeline.
+
+The prediction API is importable from here (`from ser import Predictor`); it is loaded on first use, so the
+stage scripts that import other parts of the package do not pay for torch and librosa through this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ser.predict import (
+        Failure,
+        Prediction,
+        PredictOptions,
+        Predictor,
+        WindowPrediction,
+        predict_table,
+        predictions_table,
+    )
+
+__all__ = [
+    "Failure",
+    "PredictOptions",
+    "Prediction",
+    "Predictor",
+    "WindowPrediction",
+    "predict_table",
+    "predictions_table",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("ser.predict"), name)
+    raise AttributeError(f"module 'ser' has no attribute {name!r}")

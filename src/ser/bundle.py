@@ -59,8 +59,12 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
         raise BundleError(f"{path}: model file not found; train one with `dvc repro train` or pass --model")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as error:
-        raise BundleError(f"{path}: not a readable model file ({type(error).__name__}: {error})") from error
+    except pickle.UnpicklingError as error:  # its message is long and suggests weights_only=False: never
+        raise BundleError(f"{path}: not a readable model file (corrupt, or not a plain-data torch file)") from error
+    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as error:
+        # torch's unpickler raises any of these for truncated or corrupt files
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise BundleError(f"{path}: not a readable model file ({type(error).__name__}: {first_line})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BundleError(f"{path}: not a ser model bundle")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -1,0 +1,309 @@
+"""Prediction: windows, streaming, features equal to the melspec stage's, any rate or channels, bad input."""
+
+import math
+import re
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from ser.audio import AudioError, FrontEndConfig, LogMel, load_audio, prepare
+from ser.bundle import BundleError, save_bundle
+from ser.corpora import EMOTIONS
+from ser.evaluation import predict_proba
+from ser.features import compute_features, load_split
+from ser.model import Classifier, ModelConfig
+from ser.params import AudioParams, MelspecParams
+from ser.predict import (
+    SILENT,
+    Failure,
+    Prediction,
+    PredictOptions,
+    Predictor,
+    decode_file,
+    find_audio_files,
+    predict_table,
+    predictions_table,
+    sliding_windows,
+    stream_mono,
+)
+
+SR = 16000
+FRONTEND = FrontEndConfig(AudioParams(), MelspecParams())
+WINDOW = FRONTEND.n_samples  # 3 s at 16 kHz
+EXACT = 1e-6  # probabilities of the same features through differently sized batches
+# The same clip stored at 44.1 kHz comes back through two soxr passes: features move by hundredths of a dB
+# on average (a few dB in single near-silent bins), probabilities by < 1e-4 for untrained models.
+RESAMPLED_DB = 0.5  # mean |difference| of the log-mel features, dB
+RESAMPLED_P = 5e-4  # largest |difference| of a probability
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset("tiny", FRONTEND.melspec.n_mels, FRONTEND.n_frames)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_bundle(path, Classifier(config), config, FRONTEND, info={})
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(bundle_path):
+    return Predictor(bundle_path, "cpu")
+
+
+@pytest.fixture(scope="module")
+def clips(mirror):
+    """Three real clips: two RAVDESS, one TESS."""
+    return [
+        mirror / "ravdess" / "Actor_01" / "03-01-01-01-01-01-01.flac",
+        mirror / "ravdess" / "Actor_14" / "03-01-05-02-01-02-14.flac",
+        mirror / "tess" / "YAF_happy" / "YAF_ring_happy.flac",
+    ]
+
+
+@pytest.fixture(scope="module")
+def long_signal(clips):
+    """20 s of speech at 16 kHz (real clips end to end), with digital silence from 6 s to 11 s."""
+    speech = np.concatenate([load_audio(clip, SR) for clip in clips * 4])[: 20 * SR]
+    assert speech.shape == (20 * SR,)
+    speech[6 * SR : 11 * SR] = 0.0
+    return speech
+
+
+def test_sliding_windows_count_start_and_cover_the_end():
+    signal = np.arange(23, dtype=np.float32)
+    windows = list(sliding_windows([signal], size=10, hop=5))
+    assert [start for start, _ in windows] == [0, 5, 10, 13]  # 1 + ceil((23 - 10) / 5); the last ends the signal
+    for start, window in windows:
+        np.testing.assert_array_equal(window, signal[start : start + 10])
+    assert [s for s, _ in sliding_windows([signal[:20]], 10, 5)] == [0, 5, 10]  # already ends at the end
+    short = list(sliding_windows([signal[:7]], 10, 5))
+    assert len(short) == 1 and short[0][0] == 0 and short[0][1].shape == (7,)
+    assert list(sliding_windows([], 10, 5)) == []
+
+
+def test_sliding_windows_are_the_same_whatever_the_chunks_and_read_lazily():
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal(1000).astype(np.float32)
+    cuts = np.sort(rng.choice(np.arange(1, 1000), size=40, replace=False))
+    whole = list(sliding_windows([signal], 96, 48))
+    chunked = list(sliding_windows(np.split(signal, cuts), 96, 48))
+    assert [s for s, _ in chunked] == [s for s, _ in whole]
+    for (_, a), (_, b) in zip(chunked, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+    pulled = []
+
+    def chunks():
+        for i in range(10**6):  # endless: only what the first window needs may be read
+            pulled.append(i)
+            yield np.zeros(10, np.float32)
+
+    next(sliding_windows(chunks(), 96, 48))
+    assert len(pulled) == 10  # 96 samples need 10 chunks of 10
+
+
+def test_a_clip_that_fits_one_window_gets_exactly_the_melspec_stage_features(predictor, clips, tmp_path):
+    table = pd.DataFrame({"split": "test", "row": range(len(clips)), "file": list(map(str, clips)), "prepared": False})
+    compute_features(table, tmp_path / "features", FRONTEND, workers=1)  # the melspec stage's own code
+    stage = load_split(tmp_path / "features", "test").features  # (3, n_mels, n_frames)
+    decoded = [decode_file(clip, predictor.frontend, predictor.options) for clip in clips]
+    assert all(len(d.windows) == 1 and d.starts_s == (0.0,) for d in decoded)
+    windows = np.stack([d.windows[0] for d in decoded])  # (3, n_samples)
+    np.testing.assert_array_equal(windows, np.stack([prepare(load_audio(c, SR), FRONTEND.audio) for c in clips]))
+    np.testing.assert_array_equal(predictor.features(windows), stage)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(predictor.features(windows), LogMel(FRONTEND)(torch.from_numpy(windows)).numpy())
+    # so the probabilities are the evaluate stage's (predict_proba on the stored features)
+    expected = predict_proba(predictor.bundle.model, stage, torch.device("cpu"))
+    got = [predictor.predict_file(clip).probabilities for clip in clips]
+    np.testing.assert_allclose(got, expected, atol=EXACT)
+
+
+def test_stereo_and_44k_copies_predict_like_the_mono_16k_clip(predictor, clips, tmp_path):
+    clip = clips[1]
+    mono = load_audio(clip, SR)
+    sf.write(tmp_path / "stereo.wav", np.stack([mono, mono], axis=1), SR, subtype="FLOAT")
+    sf.write(tmp_path / "44k.wav", soxr.resample(mono, SR, 44100, quality="HQ"), 44100, subtype="PCM_16")
+    reference = np.array(predictor.predict_file(clip).probabilities)
+    stereo = np.array(predictor.predict_file(tmp_path / "stereo.wav").probabilities)
+    np.testing.assert_allclose(stereo, reference, atol=EXACT)
+    resampled = predictor.predict_file(tmp_path / "44k.wav")
+    assert resampled.duration_s == pytest.approx(mono.shape[0] / SR, abs=1e-3)
+    np.testing.assert_allclose(resampled.probabilities, reference, atol=RESAMPLED_P)
+    other_clip = np.array(predictor.predict_file(clips[0]).probabilities)
+    assert np.abs(other_clip - reference).max() > 4 * RESAMPLED_P  # the tolerance does tell clips apart
+    features = [
+        predictor.features(decode_file(p, FRONTEND, predictor.options).windows[0][None])
+        for p in (clip, tmp_path / "44k.wav")
+    ]
+    assert np.abs(features[0] - features[1]).mean() < RESAMPLED_DB
+
+
+def test_a_long_clip_is_windowed_and_silent_windows_are_left_out(predictor, long_signal, tmp_path):
+    prediction = predictor.predict_samples(long_signal, SR, "long")
+    starts = [window.start_s for window in prediction.windows]
+    assert starts == [1.5 * k for k in range(12)] + [17.0]  # 50% overlap, the last window aligned to the end
+    silent = [window.start_s for window in prediction.windows if window.probabilities is None]
+    assert silent == [6.0, 7.5]  # the windows inside 6-11 s of digital silence
+    judged = [window.probabilities for window in prediction.windows if window.probabilities is not None]
+    np.testing.assert_allclose(prediction.probabilities, np.mean(judged, axis=0), atol=EXACT)
+    assert prediction.duration_s == 20.0 and not prediction.silent
+    # each window is scored as a clip of its own, prepared as in training
+    third = long_signal[3 * SR : 6 * SR]
+    alone = predictor.predict_samples(third, SR)
+    assert len(alone.windows) == 1
+    np.testing.assert_allclose(prediction.windows[2].probabilities, alone.probabilities, atol=EXACT)
+    table = predictions_table([prediction], per_window=True)
+    assert list(table["start_s"]) == starts
+    assert list(table["predicted"][table["start_s"].isin(silent)]) == [SILENT, SILENT]
+
+
+@pytest.mark.parametrize("rate", [SR, 44100])
+def test_streaming_a_long_file_gives_the_in_memory_result(bundle_path, long_signal, rate, tmp_path):
+    path = tmp_path / f"long_{rate}.flac"
+    samples = long_signal if rate == SR else soxr.resample(long_signal, SR, rate, quality="HQ")
+    sf.write(path, np.stack([samples, samples], axis=1), rate, subtype="PCM_24")  # stereo
+    streaming = Predictor(bundle_path, options=PredictOptions(stream_above_s=5.0, block_s=0.7))
+    in_memory = Predictor(bundle_path, options=PredictOptions(stream_above_s=math.inf))
+    decoded, _ = sf.read(path, dtype="float32")
+    chunks = list(stream_mono(path, SR, block_s=0.7))
+    assert max(map(len, chunks)) <= 1.1 * 0.7 * SR  # about a block at a time (the resampler's delay evens out)
+    np.testing.assert_array_equal(np.concatenate(chunks), load_audio(path, SR))
+    streamed = streaming.predict_file(path)
+    for other in (in_memory.predict_file(path), in_memory.predict_samples(decoded, rate)):
+        assert [w.start_s for w in streamed.windows] == [w.start_s for w in other.windows]
+        np.testing.assert_allclose(streamed.probabilities, other.probabilities, atol=EXACT)
+        assert streamed.duration_s == pytest.approx(other.duration_s)
+        assert streamed.peak_dbfs == pytest.approx(other.peak_dbfs, abs=1e-4)
+
+
+def test_streaming_keeps_memory_bounded(bundle_path, tmp_path):
+    """Three minutes of 44.1 kHz stereo (63 MB as float32): numpy never holds more than a few MB at once."""
+    seconds, rate = 180, 44100
+    path = tmp_path / "three_minutes.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 2, subtype="PCM_16") as file:
+        for _ in range(seconds // 10):
+            file.write(0.1 * rng.standard_normal((10 * rate, 2)).astype(np.float32))
+    predictor = Predictor(bundle_path, options=PredictOptions(stream_above_s=60.0, batch_size=16))
+    tracemalloc.start()
+    prediction = predictor.predict_file(path)
+    _, peak_bytes = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(prediction.windows) == 1 + math.ceil((seconds - 3) / 1.5)
+    whole_file_bytes = seconds * rate * 2 * 4
+    assert peak_bytes < whole_file_bytes / 4
+
+
+def test_bad_files_fail_one_by_one_and_the_others_are_predicted(predictor, clips, tmp_path, write_tone):
+    good = tmp_path / "good.wav"
+    write_tone(good, 440.0, seconds=1.0)
+    flac = clips[0].read_bytes()
+    (tmp_path / "truncated.flac").write_bytes(flac[: len(flac) // 2])
+    wav = tmp_path / "full.wav"
+    sf.write(wav, load_audio(clips[0], SR), SR)
+    (tmp_path / "truncated.wav").write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "no_samples.wav", np.zeros(0, np.float32), SR)
+    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan, -0.1] * 1000, np.float32), SR, subtype="FLOAT")
+    (tmp_path / "text.flac").write_text("this is not audio\n" * 20)
+    sf.write(tmp_path / "silent.wav", np.full(SR, 10 ** (-70 / 20), np.float32), SR, subtype="FLOAT")
+    (tmp_path / "empty_folder").mkdir()
+    bad = {
+        "missing.wav": "no such file",
+        "empty_folder": "no audio files",
+        "truncated.flac": "cannot decode",
+        "truncated.wav": "truncated",
+        "empty.wav": "empty (0 bytes)",
+        "no_samples.wav": "no audio samples",
+        "nan.wav": "NaN or infinite",
+        "text.flac": "not readable as audio",
+    }
+    paths = [good, *(tmp_path / name for name in bad), tmp_path / "silent.wav", clips[1]]
+    results = list(predictor.predict_paths(paths))
+    assert [r.path for r in results] == paths
+    assert isinstance(results[0], Prediction) and isinstance(results[-1], Prediction)
+    for result, (name, problem) in zip(results[1:-2], bad.items(), strict=True):
+        assert isinstance(result, Failure)
+        assert result.message.startswith(str(tmp_path / name) + ": ") and problem in result.message
+        assert "\n" not in result.message
+        if name != "empty_folder":  # predict_file: the same message, raised
+            with pytest.raises(AudioError, match=re.escape(problem)):
+                predictor.predict_file(tmp_path / name)
+    silent = results[-2]
+    assert silent.silent and silent.predicted == SILENT and math.isnan(silent.confidence)
+    assert silent.peak_dbfs == pytest.approx(-70.0, abs=0.01)
+    loud_enough = Predictor(predictor.bundle, options=PredictOptions(silence_dbfs=-80.0))
+    assert not loud_enough.predict_file(tmp_path / "silent.wav").silent  # the threshold is an option
+
+
+def test_a_long_file_that_breaks_midway_fails_and_the_next_file_is_predicted(bundle_path, long_signal, clips, tmp_path):
+    path = tmp_path / "long.flac"
+    sf.write(path, long_signal, SR)
+    data = path.read_bytes()
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(data[: len(data) // 2] + bytes(4096) + data[len(data) // 2 + 4096 :])  # a corrupt stretch
+    predictor = Predictor(bundle_path, options=PredictOptions(stream_above_s=5.0, batch_size=4))
+    results = list(predictor.predict_paths([broken, clips[0]]))
+    assert isinstance(results[0], Failure) and results[0].message.startswith(f"{broken}: cannot decode audio")
+    assert isinstance(results[1], Prediction)
+
+
+def test_folders_are_searched_recursively_for_audio(tmp_path, write_tone):
+    for name in ("b/one.wav", "a/two.FLAC", "c/four.aiff", "five.wav"):
+        write_tone(tmp_path / name, 300.0, fmt="AIFF" if name.endswith(".aiff") else None)
+    (tmp_path / "a" / "deep").mkdir()
+    sf.write(tmp_path / "a" / "deep" / "three.ogg", np.zeros(SR, np.float32), SR, format="OGG", subtype="VORBIS")
+    (tmp_path / "notes.txt").write_text("not audio")
+    write_tone(tmp_path / ".hidden" / "six.wav", 300.0)
+    write_tone(tmp_path / "a" / "._seven.wav", 300.0)
+    found = list(find_audio_files([tmp_path]))
+    names = [p.relative_to(tmp_path).as_posix() for p in found]
+    assert names == ["a/deep/three.ogg", "a/two.FLAC", "b/one.wav", "c/four.aiff", "five.wav"]
+
+
+def test_model_files_that_cannot_be_used_raise_bundle_error(bundle_path, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(bundle_path.read_bytes()[:1000])
+    payload = torch.load(bundle_path, weights_only=True)
+    payload["format_version"] += 1
+    newer = tmp_path / "newer.pt"
+    torch.save(payload, newer)
+    for path, problem in (
+        (corrupt, "not a readable model file"),
+        (newer, "format version"),
+        (tmp_path / "no.pt", "not found"),
+    ):
+        with pytest.raises(BundleError, match=problem):
+            Predictor(path)
+
+
+def test_batches_and_decoding_processes_do_not_change_the_answer(bundle_path, clips, long_signal, tmp_path):
+    long_path = tmp_path / "long.wav"
+    sf.write(long_path, long_signal, SR)
+    paths = [clips[0], long_path, clips[1], clips[2]]
+    reference = list(Predictor(bundle_path, options=PredictOptions(batch_size=64)).predict_paths(paths))
+    for options in (PredictOptions(batch_size=4), PredictOptions(batch_size=5, workers=2)):
+        results = list(Predictor(bundle_path, options=options).predict_paths(paths))
+        for got, expected in zip(results, reference, strict=True):
+            assert got.path == expected.path
+            np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=EXACT)
+
+
+def test_predict_table_has_the_evaluate_stage_columns(bundle_path, clips, tmp_path):
+    table = predict_table(bundle_path, clips)
+    assert list(table.columns) == ["path", "predicted", "confidence", *(f"p_{e}" for e in EMOTIONS)]
+    assert list(table["path"]) == list(map(str, clips))
+    probabilities = table[[f"p_{e}" for e in EMOTIONS]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=EXACT)
+    np.testing.assert_allclose(table["confidence"], probabilities.max(axis=1))
+    assert list(table["predicted"]) == [EMOTIONS[i] for i in probabilities.argmax(axis=1)]
+    with pytest.raises(AudioError, match=r"missing\.wav"):
+        predict_table(bundle_path, [clips[0], tmp_path / "missing.wav"])
+    empty = predictions_table([])
+    assert list(empty.columns) == list(table.columns) and empty.empty
