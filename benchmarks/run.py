@@ -1,0 +1,563 @@
+"""Benchmarks of ser: the front end, training throughput per preset, `ser predict`, and DVC's own overhead.
+
+    python benchmarks/run.py [--quick] [--clips N] [--out benchmarks/results.json]
+
+The machine is shared and noisy, so every figure that matters is a ratio of two things measured side by side
+in the same run: the project's front end against librosa, achieved training FLOP/s against a plain fp32 matmul
+measured just before and after. Absolute rates are recorded too, with the machine they came from.
+The full run is budgeted (BUDGETS) to finish in under 10 minutes on 2 cores; --quick (under a minute) only
+checks that every section works: its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from ser.audio import AMIN, FrontEndConfig, prepare
+from ser.bundle import save_bundle
+from ser.corpora import CORPORA, evenly_spaced, find_audio
+from ser.features import clip_table, compute_features, load_split
+from ser.io import write_json
+from ser.model import PRESETS, Classifier, ModelConfig, count_parameters
+from ser.parallel import available_cores
+from ser.params import TrainParams, load_params
+from ser.predict import Failure, Predictor
+from ser.train import spec_augment
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIRROR_ENV = "SER_DATA_MIRROR"  # a folder holding ravdess/ and tess/; default: ../shared/corpora from the repo
+TRAINED_MODEL = Path("data/model/model.pt")  # where `dvc repro train` writes the bundle, relative to the repo
+MATMUL_SIZE = 1024  # n of the n x n x n fp32 matmul that stands for the machine's practical peak
+INPUT_DB_MEAN, INPUT_DB_STD = -40.0, 20.0  # random training inputs, dB: roughly the level of real log-mels
+FLOP_COUNT_BATCH = 8  # clips in the batch whose FLOPs are counted: per-clip FLOPs do not depend on the batch
+GIGA = 1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much work each section does: the full run (< 10 min on 2 cores) or --quick (< 1 min)."""
+
+    front_end_repeats: int  # runs of each front end, alternating; the best of each is reported
+    warmup_steps: int  # untimed training steps per preset; 0: time min_timed_steps steps straight away
+    train_target_s: float  # timed training per preset, s: the step count is scaled to it
+    min_timed_steps: int  # at least this many timed steps, however slow the preset
+    skipped_presets: tuple[str, ...]  # presets left out of the training section
+    matmul_s: float  # s of matmuls per peak measurement (one before the presets, one after)
+    inference_repeats: int  # timed runs of the predictor and of the CLI; the best of each is reported
+    dvc_repeats: int  # runs of `dvc status` (and of a no-op `dvc repro`); the median is reported
+
+
+BUDGETS: dict[str, Budget] = {
+    "full": Budget(
+        front_end_repeats=3,
+        warmup_steps=2,
+        train_target_s=20.0,
+        min_timed_steps=2,
+        skipped_presets=(),
+        matmul_s=3.0,
+        inference_repeats=2,
+        dvc_repeats=3,
+    ),
+    "quick": Budget(
+        front_end_repeats=2,
+        warmup_steps=0,
+        train_target_s=0.5,
+        min_timed_steps=1,
+        skipped_presets=("16M", "32M"),
+        matmul_s=0.3,
+        inference_repeats=1,
+        dvc_repeats=1,
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """(wall seconds, result) of one call."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def console_script(name: str) -> list[str]:
+    """The command of a console script installed beside this Python (the venv's `ser`, `dvc`)."""
+    script = Path(sys.executable).parent / name
+    if not script.exists():
+        raise FileNotFoundError(f"{script}: not installed beside {sys.executable}; run `make install`")
+    return [str(script)]
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A command's stderr as one line, its end kept (where the error is)."""
+    return " ".join(text.split())[-limit:]
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment with this venv's bin first on PATH, as `make repro` runs dvc (its stages call `python`)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def print_table(title: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    """Rows as aligned columns under a title; floats to 4 significant figures."""
+
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    cells = [[cell(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
+    print(f"\n== {title}")
+    print("  ".join(column.rjust(width) for column, width in zip(columns, widths, strict=True)))
+    for line in cells:
+        print("  ".join(value.rjust(width) for value, width in zip(line, widths, strict=True)))
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on."""
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "cpu_model": cpu_model,
+        "cores_available": available_cores(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "versions": {name: importlib.metadata.version(name) for name in ("torch", "numpy", "librosa", "dvc", "ser")},
+    }
+
+
+def clip_files(mirror: Path, n_clips: int) -> list[Path]:
+    """`n_clips` audio files, half from each corpus, evenly spaced over each corpus's sorted files."""
+    per_corpus = [n_clips // len(CORPORA) + (i < n_clips % len(CORPORA)) for i in range(len(CORPORA))]
+    files = [
+        path
+        for corpus, count in zip(CORPORA, per_corpus, strict=True)
+        for path in evenly_spaced(find_audio(mirror / corpus), count)
+    ]
+    if len(files) < n_clips:
+        raise FileNotFoundError(f"{mirror}: found {len(files)} audio files under {', '.join(CORPORA)}/, want {n_clips}")
+    return files
+
+
+# ----------------------------------------------------------------------------------- 1. the front end
+
+
+def project_table(files: Sequence[Path], mirror: Path) -> pd.DataFrame:
+    """The melspec stage's clip table for `files` (paths relative to `mirror`), all in one split, no copies."""
+    split_table = pd.DataFrame({"path": [p.relative_to(mirror).as_posix() for p in files], "split": "train"})
+    no_copies = pd.DataFrame({"path": pd.Series(dtype=str), "split": pd.Series(dtype=str)})
+    return clip_table(split_table, no_copies, mirror, mirror)
+
+
+def written_features(features_dir: Path, table: pd.DataFrame) -> np.ndarray:
+    """What compute_features wrote, (n_clips, n_mels, n_frames), in the order of `table`."""
+    written = load_split(features_dir, "train")
+    if list(written.table["path"]) != list(table["path"]):
+        raise RuntimeError(f"{features_dir}: the clips were written in another order than the table's")
+    return np.array(written.features)
+
+
+def librosa_log_mel(path: Path, frontend: FrontEndConfig) -> np.ndarray:
+    """The same features the textbook way, one clip: (n_mels, n_frames) dB."""
+    audio, melspec = frontend.audio, frontend.melspec
+    samples, _ = librosa.load(path, sr=audio.sample_rate, mono=True)
+    clip = prepare(samples, audio)
+    if melspec.preemphasis is not None:  # as LogMel: the first sample is kept as it is
+        clip = np.concatenate([clip[:1], clip[1:] - melspec.preemphasis * clip[:-1]])
+    power = librosa.feature.melspectrogram(
+        y=clip,
+        sr=audio.sample_rate,
+        n_fft=melspec.n_fft,
+        hop_length=melspec.hop_length,
+        window=melspec.window,
+        center=True,
+        pad_mode="constant",
+        power=2.0,
+        n_mels=melspec.n_mels,
+        fmin=melspec.fmin,
+        fmax=melspec.fmax,
+        htk=True,
+        norm=None,
+    )  # (n_mels, n_frames)
+    return librosa.power_to_db(power, ref=1.0, amin=AMIN, top_db=melspec.top_db)
+
+
+def librosa_front_end(files: Sequence[Path], frontend: FrontEndConfig) -> np.ndarray:
+    """librosa_log_mel of every file in this one process: (n_clips, n_mels, n_frames)."""
+    return np.stack([librosa_log_mel(path, frontend) for path in files])
+
+
+def front_end_section(files: Sequence[Path], mirror: Path, frontend: FrontEndConfig, budget: Budget) -> dict:
+    """Clips/s of the melspec stage's code against librosa on the same clips, best of alternating runs."""
+    workers = available_cores()
+    table = project_table(files, mirror)
+    runs: dict[str, list[float]] = {"project": [], "librosa": []}
+    with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
+        features_dir = Path(tmp) / "features"
+        for _ in range(budget.front_end_repeats):  # alternating, so both see the same noise
+            seconds, _ = timed(lambda: compute_features(table, features_dir, frontend, workers))
+            runs["project"].append(seconds)
+            seconds, baseline = timed(lambda: librosa_front_end(files, frontend))
+            runs["librosa"].append(seconds)
+        project = written_features(features_dir, table)
+    difference_db = np.abs(project.astype(np.float64) - baseline.astype(np.float64))  # (n_clips, n_mels, n_frames)
+    rows = [
+        {
+            "front_end": name,
+            "processes": workers if name == "project" else 1,
+            "best_seconds": min(seconds),
+            "clips_per_s": len(files) / min(seconds),
+            "all_seconds": [round(s, 3) for s in seconds],
+        }
+        for name, seconds in runs.items()
+    ]
+    result = {
+        "clips": len(files),
+        "runs_each": budget.front_end_repeats,
+        "rows": rows,
+        "speedup_project_over_librosa": rows[0]["clips_per_s"] / rows[1]["clips_per_s"],
+        "max_abs_difference_db": float(difference_db.max()),
+        "mean_abs_difference_db": float(difference_db.mean()),
+        "note": (
+            "best of alternating runs of each (project, librosa, project, ...); project = "
+            f"ser.features.compute_features with {workers} decoding processes (available_cores, as the melspec "
+            "stage) and batched torch log-mel, writing its .npy files into a temp dir; librosa = librosa.load + "
+            "ser.audio.prepare + pre-emphasis + melspectrogram + power_to_db, one process"
+        ),
+    }
+    print_table(
+        f"1. front end, {len(files)} clips (best of {budget.front_end_repeats} runs each)",
+        rows,
+        ["front_end", "processes", "best_seconds", "clips_per_s"],
+    )
+    print(
+        f"speedup project/librosa: {result['speedup_project_over_librosa']:.2f}x; "
+        f"max |dB difference| {result['max_abs_difference_db']:.3g} dB (mean {result['mean_abs_difference_db']:.2g})"
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------ 2. training throughput
+
+
+def matmul_gflop_per_s(seconds: float, size: int = MATMUL_SIZE) -> float:
+    """GFLOP/s of back-to-back fp32 size^3 torch.mm calls over about `seconds` (2 size^3 FLOPs per call)."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator)
+    b = torch.randn(size, size, generator=generator)
+    torch.mm(a, b)  # warm-up: thread pool and kernel selection
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or calls == 0:
+        torch.mm(a, b)
+        calls += 1
+    return 2 * size**3 * calls / elapsed / GIGA
+
+
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def cpu_attention_flop_formulas() -> dict:
+    """FlopCounterMode knows the CUDA attention kernels only; count the CPU one the same way."""
+    aten = torch.ops.aten
+    formulas = {
+        "_scaled_dot_product_flash_attention_for_cpu": _cpu_sdpa_flops,
+        "_scaled_dot_product_flash_attention_for_cpu_backward": _cpu_sdpa_backward_flops,
+    }
+    return {getattr(aten, name): formula for name, formula in formulas.items() if hasattr(aten, name)}
+
+
+def count_flops(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss_fn) -> tuple[int, int]:
+    """(forward, forward + backward) FLOPs of one batch in the model's current (train) mode; grads cleared after."""
+    with FlopCounterMode(display=False, custom_mapping=cpu_attention_flop_formulas()) as counter:
+        loss = loss_fn(model(inputs), targets)
+        forward_flops = counter.get_total_flops()
+        loss.backward()
+        step_flops = counter.get_total_flops()
+    model.zero_grad(set_to_none=True)
+    return forward_flops, step_flops
+
+
+def train_step(model, optimizer, loss_fn, inputs, targets, params: TrainParams, generator) -> float:
+    """One training step as ser.train.train_model takes it: SpecAugment, forward, loss, backward, AdamW."""
+    logits = model(spec_augment(inputs, params, generator))  # (B, n_classes)
+    loss = loss_fn(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def preset_throughput(size: str, frontend: FrontEndConfig, params: TrainParams, budget: Budget) -> dict:
+    """Training samples/s of one preset on random inputs of the feature shape, and its FLOPs per sample."""
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    config = ModelConfig.from_preset(size, frontend.melspec.n_mels, frontend.n_frames)
+    model = Classifier(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.l2)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
+    shape = (params.batch_size, config.n_mels, config.n_frames)
+    inputs = INPUT_DB_MEAN + INPUT_DB_STD * torch.randn(shape, generator=generator)  # (B, n_mels, n_frames) dB
+    targets = torch.randint(0, config.n_classes, (params.batch_size,), generator=generator)
+
+    sample = slice(0, FLOP_COUNT_BATCH)
+    forward_flops, step_flops = count_flops(
+        model, spec_augment(inputs[sample], params, generator), targets[sample], loss_fn
+    )
+    step = functools.partial(train_step, model, optimizer, loss_fn, inputs, targets, params, generator)
+    warmup_seconds = [timed(step)[0] for _ in range(budget.warmup_steps)]
+    n_steps = budget.min_timed_steps
+    if warmup_seconds:  # scale the timed steps to the target time by the fastest warm-up step
+        n_steps = max(n_steps, round(budget.train_target_s / min(warmup_seconds)))
+    seconds, _ = timed(lambda: [step() for _ in range(n_steps)])
+    samples_per_s = n_steps * params.batch_size / seconds
+    return {
+        "preset": size,
+        "parameters": count_parameters(model),
+        "batch_size": params.batch_size,
+        "timed_steps": n_steps,
+        "seconds": seconds,
+        "samples_per_s": samples_per_s,
+        "forward_gflop_per_sample": forward_flops / FLOP_COUNT_BATCH / GIGA,
+        "forward_backward_gflop_per_sample": step_flops / FLOP_COUNT_BATCH / GIGA,
+        "achieved_gflop_per_s": step_flops / FLOP_COUNT_BATCH * samples_per_s / GIGA,
+    }
+
+
+def training_section(frontend: FrontEndConfig, params: TrainParams, budget: Budget) -> dict:
+    """Samples/s and achieved FLOP/s of each preset, against the fp32 matmul rate measured around them."""
+    presets = [size for size in PRESETS if size not in budget.skipped_presets]
+    matmul_before = matmul_gflop_per_s(budget.matmul_s)
+    rows = [preset_throughput(size, frontend, params, budget) for size in presets]
+    matmul_after = matmul_gflop_per_s(budget.matmul_s)
+    peak = max(matmul_before, matmul_after)
+    for row in rows:
+        row["fraction_of_peak"] = row["achieved_gflop_per_s"] / peak
+    print_table(
+        f"2. training throughput, batch {params.batch_size}, input {frontend.melspec.n_mels}x{frontend.n_frames}",
+        rows,
+        [
+            "preset",
+            "parameters",
+            "timed_steps",
+            "samples_per_s",
+            "forward_gflop_per_sample",
+            "forward_backward_gflop_per_sample",
+            "achieved_gflop_per_s",
+            "fraction_of_peak",
+        ],
+    )
+    print(
+        f"fp32 {MATMUL_SIZE}^3 matmul: {matmul_before:.1f} GFLOP/s before, {matmul_after:.1f} after; "
+        f"practical peak = max = {peak:.1f} GFLOP/s"
+    )
+    return {
+        "rows": rows,
+        "skipped_presets": list(budget.skipped_presets),
+        "matmul_gflop_per_s_before": matmul_before,
+        "matmul_gflop_per_s_after": matmul_after,
+        "practical_peak_gflop_per_s": peak,
+        "note": (
+            f"per preset: FLOPs counted with FlopCounterMode on a batch of {FLOP_COUNT_BATCH} in train mode "
+            "(forward + loss, then + backward; CPU attention counted as the CUDA kernels are; the AdamW update and "
+            f"elementwise ops are not counted), {budget.warmup_steps} "
+            f"warm-up step(s), then a number of steps scaled to about {budget.train_target_s} s; each step is "
+            "spec_augment + forward + label-smoothed cross-entropy + backward + AdamW, on random dB inputs; "
+            f"practical peak = the faster of two {MATMUL_SIZE}^3 fp32 torch.mm runs (before and after the presets)"
+        ),
+    }
+
+
+# ----------------------------------------------------------------------------------- 3. `ser predict`
+
+
+def untrained_bundle(path: Path, frontend: FrontEndConfig, size: str) -> None:
+    """A bundle of the params' model size with its initial weights: same cost as a trained one."""
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset(size, frontend.melspec.n_mels, frontend.n_frames)
+    save_bundle(path, Classifier(config), config, frontend, {"benchmark": "untrained weights"})
+
+
+def predictor_seconds_best(bundle: Path, files: Sequence[Path], repeats: int) -> tuple[float, int]:
+    """(best seconds, failures) of Predictor.predict_paths on all files, after a 2-file warm-up."""
+    predictor = Predictor(bundle)
+    list(predictor.predict_paths(files[:2]))
+    best, failures = float("inf"), 0
+    for _ in range(repeats):
+        seconds, results = timed(lambda: list(predictor.predict_paths(files)))
+        best = min(best, seconds)
+        failures = sum(isinstance(result, Failure) for result in results)
+    return best, failures
+
+
+def cli_seconds(bundle: Path, files: Sequence[Path], repeats: int) -> float:
+    """Best wall seconds of `ser predict --format csv --model BUNDLE FILES...` as a subprocess, start-up included."""
+    command = [*console_script("ser"), "predict", "--format", "csv", "--model", str(bundle), *map(str, files)]
+    best = float("inf")
+    for _ in range(repeats):
+        seconds, done = timed(lambda: subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT))
+        if done.returncode != 0:
+            raise RuntimeError(f"ser predict exited {done.returncode}: {one_line(done.stderr)}")
+        best = min(best, seconds)
+    return best
+
+
+def inference_section(files: Sequence[Path], frontend: FrontEndConfig, size: str, budget: Budget) -> dict:
+    """Clips/s of prediction in-process and through the CLI, on the trained bundle if there is one."""
+    with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
+        trained = REPO_ROOT / TRAINED_MODEL
+        if trained.is_file():
+            bundle, source = trained, f"trained bundle {TRAINED_MODEL}"
+        else:
+            bundle, source = Path(tmp) / "model.pt", f"untrained '{size}' model (no {TRAINED_MODEL} yet)"
+            untrained_bundle(bundle, frontend, size)
+        predictor_seconds, failures = predictor_seconds_best(bundle, files, budget.inference_repeats)
+        command_seconds = cli_seconds(bundle, files, budget.inference_repeats)
+    if failures:
+        raise RuntimeError(f"the predictor failed on {failures} of {len(files)} clips")
+    rows = [
+        {
+            "path": "Predictor.predict_paths",
+            "best_seconds": predictor_seconds,
+            "clips_per_s": len(files) / predictor_seconds,
+        },
+        {
+            "path": "ser predict (subprocess)",
+            "best_seconds": command_seconds,
+            "clips_per_s": len(files) / command_seconds,
+        },
+    ]
+    print_table(
+        f"3. inference, {len(files)} clips, {source} (best of {budget.inference_repeats})",
+        rows,
+        ["path", "best_seconds", "clips_per_s"],
+    )
+    return {
+        "clips": len(files),
+        "model": source,
+        "rows": rows,
+        "cli_startup_and_overhead_seconds": command_seconds - predictor_seconds,
+        "note": (
+            "Predictor with default options (as `ser predict`), timed after a 2-file warm-up; the CLI is timed end "
+            "to end (interpreter and torch start-up, model load, CSV on stdout); best of "
+            f"{budget.inference_repeats} each"
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------------- 4. DVC's overhead
+
+
+def run_dvc(arguments: Sequence[str]) -> tuple[float, subprocess.CompletedProcess]:
+    command = [*console_script("dvc"), *arguments]
+    return timed(lambda: subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=subprocess_env()))
+
+
+def dvc_section(budget: Budget) -> dict:
+    """Median seconds of `dvc status` and of a no-op `dvc repro`; each repro only right after a status that
+    found the pipeline up to date, so a real repro never runs."""
+    timings: dict[str, list[float]] = {"dvc status": [], "dvc repro (no-op)": []}
+    problem = None
+    for _ in range(budget.dvc_repeats):
+        seconds, status = run_dvc(["status", "--json"])
+        if status.returncode != 0:  # e.g. another dvc process holds the repo lock
+            problem = f"dvc status exited {status.returncode}: {one_line(status.stderr)}"
+            break
+        timings["dvc status"].append(seconds)
+        changed = json.loads(status.stdout or "{}")
+        if changed:
+            problem = f"pipeline not up to date (changed: {', '.join(sorted(changed))}); timing dvc status only"
+            continue
+        seconds, repro = run_dvc(["repro"])
+        if repro.returncode != 0:
+            problem = f"dvc repro exited {repro.returncode}: {one_line(repro.stderr)}"
+            break
+        timings["dvc repro (no-op)"].append(seconds)
+    rows = [
+        {"command": command, "runs": len(seconds), "median_seconds": statistics.median(seconds)}
+        for command, seconds in timings.items()
+        if seconds
+    ]
+    print_table(f"4. DVC overhead (median of up to {budget.dvc_repeats})", rows, ["command", "runs", "median_seconds"])
+    if problem:
+        print(f"note: {problem}")
+    return {
+        "rows": rows,
+        "all_seconds": {command: [round(s, 3) for s in seconds] for command, seconds in timings.items()},
+        "problem": problem,
+        "note": "`dvc status --json` (the check `dvc status` makes) in the repo root; `dvc repro` only when up to date",
+    }
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke test of every section (< 1 min)")
+    parser.add_argument("--clips", type=int, default=300, help="real clips for sections 1 and 3 (default: 300)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results.json", help="results JSON")
+    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml", help="params file")
+    args = parser.parse_args(argv)
+    if args.clips < 2:
+        parser.error(f"--clips must be at least 2, got {args.clips}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    budget = BUDGETS["quick" if args.quick else "full"]
+    params = load_params(args.params)
+    frontend = FrontEndConfig(audio=params.audio, melspec=params.melspec)
+    mirror = Path(os.environ.get(MIRROR_ENV, REPO_ROOT.parent / "shared" / "corpora"))
+    files = clip_files(mirror, args.clips)
+    results: dict = {"quick": args.quick, "budget": dataclasses.asdict(budget), "machine": machine_info()}
+    print(f"machine: {json.dumps(results['machine'])}")
+    section_seconds: dict[str, float] = {}
+    sections = {
+        "front_end": lambda: front_end_section(files, mirror, frontend, budget),
+        "training": lambda: training_section(frontend, params.train, budget),
+        "inference": lambda: inference_section(files, frontend, params.model.size, budget),
+        "dvc": lambda: dvc_section(budget),
+    }
+    for name, run in sections.items():
+        section_seconds[name], results[name] = timed(run)
+    results["section_seconds"] = section_seconds
+    results["load_average_1min_after"] = os.getloadavg()[0]
+    write_json(results, args.out)
+    print(f"\nsections took {', '.join(f'{k} {v:.0f} s' for k, v in section_seconds.items())}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
