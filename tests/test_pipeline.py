@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -134,7 +135,7 @@ def test_data_half_runs_end_to_end_and_is_incremental(project):
 
 
 @pytest.mark.slow
-def test_model_half_trains_evaluates_and_experiments_compare(project):
+def test_model_half_trains_evaluates_and_experiments_compare(project, mirror):
     root, env = project
     set_params(root, **{"model.size": "small", "train.epochs": 2, "train.batch_size": 16})
     run(["git", "add", "-A"], root, env)
@@ -155,7 +156,19 @@ def test_model_half_trains_evaluates_and_experiments_compare(project):
     assert history["epoch"].tolist() == [1, 2]
     for png in ("training.png", "confusion.png"):
         assert (root / "plots" / png).stat().st_size > 10_000
-    assert len(pd.read_csv(root / "plots" / "predictions.csv")) == len(test_clips)
+    evaluated = pd.read_csv(root / "plots" / "predictions.csv")
+    assert len(evaluated) == len(test_clips)
+
+    # `ser predict` on the same clips, straight from the mirror, gives the evaluate stage's probabilities.
+    sample = evaluated.groupby("corpus").head(3).set_index("clip_id")
+    paths = test_clips.set_index("clip_id")["path"]  # relative to data/raw: <corpus>/<as in the mirror>
+    files = [str(mirror / paths[clip_id]) for clip_id in sample.index]
+    table = run(["ser", "predict", "--format", "csv", "--model", "data/model/model.pt", *files], root, env)
+    predicted = pd.read_csv(io.StringIO(table))
+    assert len(predicted) == len(sample)
+    probability_columns = [c for c in evaluated.columns if c.startswith("p_")]
+    assert np.allclose(predicted[probability_columns].to_numpy(), sample[probability_columns].to_numpy(), atol=2e-4)
+    assert predicted["predicted"].tolist() == sample["predicted"].tolist()
 
     first = run(["dvc", "exp", "run", "-n", "higher-lr", "-S", "train.lr=0.003"], root, env)
     second = run(["dvc", "exp", "run", "-n", "tiny-model", "-S", "model.size=tiny"], root, env)

@@ -11,7 +11,7 @@ from ser.corpora import EMOTIONS
 from ser.features import FeatureSplit
 from ser.model import ModelConfig
 from ser.params import TrainParams
-from ser.train import class_weights, label_indices, spec_augment, train_model
+from ser.train import label_indices, sample_weights, selection_score, spec_augment, train_model
 
 N_MELS, N_FRAMES = 64, 48
 
@@ -47,11 +47,28 @@ def test_spec_augment_masks_within_the_widths_and_fills_with_the_clip_mean():
     assert torch.equal(none, batch)
 
 
-def test_class_weights_are_inverse_frequency_with_mean_one():
-    labels = torch.tensor([0, 0, 0, 1])
-    weights = class_weights(labels, 3)
-    assert torch.allclose(weights, torch.tensor([4 / 6, 4 / 2, 0.0]))
+def test_sample_weights_balance_classes_or_classes_within_corpora():
+    table = pd.DataFrame(
+        {
+            "corpus": ["ravdess", "ravdess", "ravdess", "tess", "tess", "tess"],
+            "emotion": ["calm", "neutral", "neutral", "neutral", "neutral", "neutral"],
+        }
+    )
+    by_class = sample_weights(table, "class")
+    by_cell = sample_weights(table, "corpus_class")
+    assert by_class.mean().item() == pytest.approx(1.0) and by_cell.mean().item() == pytest.approx(1.0)
+    # "class": calm (1 clip) weighs as much in total as neutral (5 clips).
+    assert by_class[0].item() == pytest.approx(5 * by_class[1].item())
+    # "corpus_class": each (corpus, emotion) cell weighs the same in total: RAVDESS neutral clips count
+    # 3/2 as much as TESS ones, where "class" would weigh them the same.
+    assert by_cell[0].item() == pytest.approx(2 * by_cell[1].item())
+    assert by_cell[1].item() == pytest.approx(1.5 * by_cell[3].item())
+    assert torch.equal(sample_weights(table, "none"), torch.ones(6))
     assert label_indices(pd.Series(["neutral", "surprised"])).tolist() == [0, 7]
+
+
+def test_selection_score_weighs_each_corpus_equally():
+    assert selection_score({"ravdess": {"ua": 0.5}, "tess": {"ua": 1.0}}) == pytest.approx(0.75)
 
 
 def test_training_is_deterministic_on_the_cpu_and_learns():
@@ -62,21 +79,21 @@ def test_training_is_deterministic_on_the_cpu_and_learns():
     for (name, a), b in zip(first.model.state_dict().items(), again.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert len(first.history) == FAST.epochs
-    assert first.best_val["ua"] > 0.5  # 8 classes: chance is 0.125
+    assert first.best_val["all"]["ua"] > 0.5  # 8 classes: chance is 0.125
     assert first.history["train_loss"].iloc[-1] < first.history["train_loss"].iloc[0]
 
 
 def test_the_kept_weights_are_those_of_the_best_validation_epoch():
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
     result = train_model(train, val, tiny(), FAST, torch.device("cpu"))
-    best_row = result.history.loc[result.history["val_ua"].idxmax()]
+    best_row = result.history.loc[result.history["val_score"].idxmax()]
     assert result.best_epoch == int(best_row["epoch"])
-    assert result.best_val["ua"] == pytest.approx(best_row["val_ua"])
+    assert result.best_val["all"]["ua"] == pytest.approx(best_row["val_ua"])
     from ser.evaluation import predict_proba, scores
 
     probabilities = predict_proba(result.model, val.features, torch.device("cpu"))
     rescored = scores(val.table["emotion"], np.take(EMOTIONS, probabilities.argmax(axis=1)))
-    assert rescored["ua"] == pytest.approx(result.best_val["ua"])
+    assert rescored["ua"] == pytest.approx(result.best_val["all"]["ua"])
 
 
 def test_too_few_clips_for_a_batch_is_a_clear_error():

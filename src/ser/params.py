@@ -93,7 +93,9 @@ class TrainParams:
     l2: float = 0.05  # AdamW weight decay
     warmup: float = 0.1  # fraction of the steps spent warming the learning rate up
     label_smoothing: float = 0.1
-    class_balanced: bool = True  # weight the loss by inverse class frequency (the metric is UA)
+    balance: Literal["none", "class", "corpus_class"] = "corpus_class"  # loss weights: inverse frequency of
+    # each emotion ("class"), or of each emotion within each corpus ("corpus_class"): TESS has no calm and 4x
+    # the neutral clips of RAVDESS, so global class weights would push RAVDESS's quiet clips towards calm
     time_masks: int = 2  # SpecAugment: masked stretches of time per training clip ...
     time_mask_frames: int = 20  # ... each up to this many frames wide
     freq_masks: int = 2  # ... and masked bands of frequency

@@ -69,8 +69,10 @@ def training_curves(history: pd.DataFrame, path: Path) -> None:
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     accuracy_axes.plot(history["epoch"], history["train_acc"], label="train accuracy")
     accuracy_axes.plot(history["epoch"], history["val_acc"], label="val accuracy (WA)")
-    accuracy_axes.plot(history["epoch"], history["val_ua"], label="val UA (model selection)")
-    best = history.loc[history["val_ua"].idxmax()]
+    for column in [c for c in history.columns if c.startswith("val_ua_")]:
+        accuracy_axes.plot(history["epoch"], history[column], label=f"val UA, {column.removeprefix('val_ua_')}")
+    accuracy_axes.plot(history["epoch"], history["val_score"], "k--", label="val score (model selection)")
+    best = history.loc[history["val_score"].idxmax()]
     accuracy_axes.axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {int(best['epoch'])}")
     accuracy_axes.set(xlabel="epoch", ylabel="fraction", title="accuracy", ylim=(0, 1))
     for axes in (loss_axes, accuracy_axes):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ser.corpora import EMOTIONS
-from ser.evaluation import predict_proba, scores
+from ser.evaluation import predict_proba, scores_by_corpus
 from ser.features import FeatureSplit
 from ser.model import Classifier, ModelConfig
 from ser.params import TrainParams
@@ -25,7 +25,7 @@ class TrainResult:
     model: Classifier  # with the weights of the best epoch (by validation UA), in eval mode
     history: pd.DataFrame  # one row per epoch: losses, accuracies, validation UA, learning rate, seconds
     best_epoch: int
-    best_val: dict  # `scores` on the validation split at the best epoch
+    best_val: dict  # `scores_by_corpus` on the validation split at the best epoch
     seconds: float  # wall time of the whole training loop, validation included
     train_clips_per_s: float  # training steps only: forward + backward + optimiser step
 
@@ -35,13 +35,22 @@ def label_indices(emotions: pd.Series) -> torch.Tensor:
     return torch.tensor([index[e] for e in emotions], dtype=torch.long)
 
 
-def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Inverse class frequency, mean 1 over the classes present; 0 for classes absent from training."""
-    counts = torch.bincount(labels, minlength=n_classes).float()
-    present = counts > 0
-    weights = torch.zeros(n_classes)
-    weights[present] = counts[present].sum() / (present.sum() * counts[present])
-    return weights
+def sample_weights(table: pd.DataFrame, balance: str) -> torch.Tensor:
+    """Loss weight of each training clip (N,), mean 1: inverse frequency of its group, so that every group
+    weighs the same in total. Groups: the emotion ("class"), the (corpus, emotion) pair ("corpus_class"),
+    or none ("none": all ones)."""
+    if balance == "none":
+        return torch.ones(len(table))
+    keys = ["emotion"] if balance == "class" else ["corpus", "emotion"]
+    group_sizes = table.groupby(keys)["emotion"].transform("size").to_numpy()
+    weights = 1.0 / group_sizes
+    return torch.from_numpy(weights / weights.mean()).float()
+
+
+def selection_score(per_corpus: dict[str, dict]) -> float:
+    """The validation score that picks the checkpoint: the mean over corpora of each corpus's UA, so that
+    the easy corpus (TESS, near 1.0) cannot outvote the hard one (RAVDESS)."""
+    return float(np.mean([result["ua"] for result in per_corpus.values()]))
 
 
 def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Generator) -> torch.Tensor:
@@ -70,7 +79,8 @@ def train_model(
     params: TrainParams,
     device: torch.device,
 ) -> TrainResult:
-    """Train a Classifier on `train`, keep the weights of the epoch with the best validation UA.
+    """Train a Classifier on `train`, keep the weights of the epoch with the best validation score
+    (`selection_score`: the mean of the corpora's UAs). The test split is never seen here.
 
     Deterministic on the CPU for fixed params: the one global seed covers initial weights and dropout, a
     generator seeded from it draws batch order and masks. On CUDA, runs in bfloat16 autocast.
@@ -80,22 +90,20 @@ def train_model(
     model = Classifier(model_config).to(device)
     x_train = torch.from_numpy(np.array(train.features))  # (N, n_mels, n_frames), read into memory once
     y_train = label_indices(train.table["emotion"])
+    w_train = sample_weights(train.table, params.balance)  # (N,)
     y_val = label_indices(val.table["emotion"]).numpy()
     n_batches = len(x_train) // params.batch_size  # full batches only: BatchNorm needs more than one clip
     if n_batches == 0:
         raise ValueError(f"{len(x_train)} training clips: fewer than one batch of {params.batch_size}")
 
-    weights = class_weights(y_train, model_config.n_classes) if params.class_balanced else None
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=None if weights is None else weights.to(device), label_smoothing=params.label_smoothing
-    )
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=params.label_smoothing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.l2)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=params.lr, total_steps=params.epochs * n_batches, pct_start=params.warmup
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    history, best_state, best_val, best_epoch = [], None, {"ua": -math.inf}, 0
+    history, best_state, best_val, best_score, best_epoch = [], None, {}, -math.inf, 0
     step_seconds, started = 0.0, time.perf_counter()
     epochs = tqdm(range(1, params.epochs + 1), desc="train", unit="epoch")
     for epoch in epochs:
@@ -107,9 +115,10 @@ def train_model(
             index = order[batch * params.batch_size : (batch + 1) * params.batch_size]
             inputs = spec_augment(x_train[index], params, generator).to(device, non_blocking=True)
             targets = y_train[index].to(device, non_blocking=True)
+            weights = w_train[index].to(device, non_blocking=True)
             with autocast:
                 logits = model(inputs)  # (B, n_classes)
-            loss = loss_fn(logits.float(), targets)
+            loss = (loss_fn(logits.float(), targets) * weights).sum() / weights.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -120,8 +129,15 @@ def train_model(
         step_seconds += time.perf_counter() - epoch_start
 
         val_probs = predict_proba(model, val.features, device)
-        val_pred = val_probs.argmax(axis=1)
-        val_scores = scores(np.take(EMOTIONS, y_val), np.take(EMOTIONS, val_pred))
+        val_table = pd.DataFrame(
+            {
+                "corpus": val.table["corpus"],
+                "actual": np.take(EMOTIONS, y_val),
+                "predicted": np.take(EMOTIONS, val_probs.argmax(axis=1)),
+            }
+        )
+        val_scores = scores_by_corpus(val_table)
+        score = selection_score({k: v for k, v in val_scores.items() if k != "all"})
         val_loss = float(F.nll_loss(torch.from_numpy(np.log(val_probs + 1e-12)), torch.from_numpy(y_val)))
         history.append(
             {
@@ -129,16 +145,18 @@ def train_model(
                 "train_loss": loss_sum / seen,
                 "train_acc": correct / seen,
                 "val_loss": val_loss,
-                "val_acc": val_scores["wa"],
-                "val_ua": val_scores["ua"],
+                "val_acc": val_scores["all"]["wa"],
+                "val_ua": val_scores["all"]["ua"],
+                **{f"val_ua_{corpus}": result["ua"] for corpus, result in val_scores.items() if corpus != "all"},
+                "val_score": score,
                 "lr": scheduler.get_last_lr()[0],
                 "seconds": time.perf_counter() - started,
             }
         )
-        if val_scores["ua"] > best_val["ua"]:
+        if score > best_score:
             best_state = copy.deepcopy(model.state_dict())
-            best_val, best_epoch = val_scores, epoch
-        epochs.set_postfix(loss=f"{loss_sum / seen:.3f}", val_ua=f"{val_scores['ua']:.3f}", best=best_epoch)
+            best_val, best_score, best_epoch = val_scores, score, epoch
+        epochs.set_postfix(loss=f"{loss_sum / seen:.3f}", val_score=f"{score:.3f}", best=best_epoch)
 
     model.load_state_dict(best_state)
     return TrainResult(

@@ -36,7 +36,8 @@ def main(argv=None) -> None:
     write_csv(result.history.round(5), args.history)
     training_curves(result.history, args.curves)
     write_json(summary, args.metrics)
-    print(f"train: best epoch {result.best_epoch}, val UA {result.best_val['ua']:.3f}, {summary['train_minutes']} min")
+    val_uas = ", ".join(f"{name} {scores['ua']:.3f}" for name, scores in result.best_val.items())
+    print(f"train: best epoch {result.best_epoch}, validation UA {val_uas}; {summary['train_minutes']} min")
 
 
 if __name__ == "__main__":
