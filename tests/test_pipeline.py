@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -163,8 +162,12 @@ def test_model_half_trains_evaluates_and_experiments_compare(project, mirror):
     sample = evaluated.groupby("corpus").head(3).set_index("clip_id")
     paths = test_clips.set_index("clip_id")["path"]  # relative to data/raw: <corpus>/<as in the mirror>
     files = [str(mirror / paths[clip_id]) for clip_id in sample.index]
-    table = run(["ser", "predict", "--format", "csv", "--model", "data/model/model.pt", *files], root, env)
-    predicted = pd.read_csv(io.StringIO(table))
+    out = root / "predicted.csv"
+    summary = run(
+        ["ser", "predict", "--format", "csv", "--out", str(out), "--model", "data/model/model.pt", *files], root, env
+    )
+    assert f"{len(files)} predicted, 0 failed" in summary
+    predicted = pd.read_csv(out)
     assert len(predicted) == len(sample)
     probability_columns = [c for c in evaluated.columns if c.startswith("p_")]
     assert np.allclose(predicted[probability_columns].to_numpy(), sample[probability_columns].to_numpy(), atol=2e-4)
@@ -175,8 +178,10 @@ def test_model_half_trains_evaluates_and_experiments_compare(project, mirror):
     assert "Running stage 'train'" in first and "Running stage 'train'" in second, first + second
     shown = run(["dvc", "exp", "show", "--csv"], root, env)
     assert "higher-lr" in shown and "tiny-model" in shown
-    diff = json.loads(run(["dvc", "metrics", "diff", "higher-lr", "tiny-model", "--json"], root, env))
-    assert {"all.ua", "ravdess.ua", "tess.ua"} <= set(diff["metrics/evaluate.json"]), (first, second, shown)
+    diff = json.loads(run(["dvc", "metrics", "diff", "higher-lr", "tiny-model", "--all", "--json"], root, env))
+    evaluated_diff = diff["metrics/evaluate.json"]
+    assert {"all.ua", "ravdess.ua", "tess.ua"} <= set(evaluated_diff), (first, second, shown)
+    assert all(entry["old"] is not None and entry["new"] is not None for entry in evaluated_diff.values())
     assert "parameters" in diff["metrics/train.json"]  # the two experiments' model sizes differ
     run(["dvc", "plots", "diff", "higher-lr", "tiny-model", "-o", str(root / "plots_diff")], root, env)
     assert (root / "plots_diff" / "index.html").is_file()
