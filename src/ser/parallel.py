@@ -18,13 +18,13 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def imap(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str, total: int | None = None) -> Iterator[R]:
+def imap(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str) -> Iterator[R]:
     """Yield fn(item) for each item, in order; `workers` processes (1: in this process, no pool).
 
     `fn` must be a picklable top-level function (functools.partial of one is fine).
     """
     items = list(items)
-    with tqdm(total=total or len(items), desc=desc, unit="clip") as bar:
+    with tqdm(total=len(items), desc=desc, unit="clip") as bar:
         if workers <= 1:
             for item in items:
                 yield fn(item)
