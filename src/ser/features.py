@@ -18,7 +18,7 @@ from ser.splitting import SPLITS
 
 TABLE_NAME = "clips.csv"  # every clip of every split; `row` indexes its split's array
 FRONTEND_NAME = "frontend.json"  # the FrontEndConfig the arrays were computed with
-BATCH_CLIPS = 64  # clips per front-end batch: bounds memory, keeps the STFT batched
+BATCH_CLIPS = 16  # clips per front-end batch: one job for a worker; bounds memory, keeps the STFT batched
 
 
 def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path, aug_dir: Path) -> pd.DataFrame:
@@ -33,9 +33,8 @@ def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path
     return table
 
 
-def _load_prepared(job: tuple[str, bool], frontend: FrontEndConfig) -> np.ndarray:
+def _load_prepared(path: str, prepared: bool, frontend: FrontEndConfig) -> np.ndarray:
     """Decode one clip once and bring it to exactly `frontend.n_samples` samples."""
-    path, prepared = job
     samples = load_audio(path, frontend.audio.sample_rate)
     if prepared:
         if samples.shape[0] != frontend.n_samples:
@@ -44,14 +43,29 @@ def _load_prepared(job: tuple[str, bool], frontend: FrontEndConfig) -> np.ndarra
     return prepare(samples, frontend.audio)
 
 
+@functools.cache
+def _logmel(frontend: FrontEndConfig) -> LogMel:
+    """One LogMel module per process and config (filters and window are built once)."""
+    return LogMel(frontend)
+
+
+def _batch_features(jobs: list[tuple[str, bool]], frontend: FrontEndConfig) -> np.ndarray:
+    """Decode and prepare a batch of clips, then one batched log-mel: (len(jobs), n_mels, n_frames) float32."""
+    waveforms = np.stack([_load_prepared(path, prepared, frontend) for path, prepared in jobs])  # (b, n)
+    with torch.inference_mode():
+        return _logmel(frontend)(torch.from_numpy(waveforms)).numpy()
+
+
 def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfig, workers: int) -> None:
     """Write `<split>.npy` (n_clips, n_mels, n_frames) float32 for each split, the table, and the config.
 
-    Decoding is spread over `workers` processes; the log-mel front end runs batched in torch.
+    Each clip is decoded once. Batches of BATCH_CLIPS clips go to `workers` processes, each of which decodes,
+    prepares and turns its batch into log-mels in one batched STFT; this process only writes the rows.
     The folder appears under its final name only when complete.
     """
-    logmel = LogMel(frontend)
-    load = functools.partial(_load_prepared, frontend=frontend)
+    jobs = list(zip(table["file"], table["prepared"], strict=True))
+    batches = [jobs[start : start + BATCH_CLIPS] for start in range(0, len(jobs), BATCH_CLIPS)]
+    work = functools.partial(_batch_features, frontend=frontend)
     with atomic_path(out_dir, directory=True) as tmp:
         arrays = {
             split: np.lib.format.open_memmap(
@@ -62,20 +76,13 @@ def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfi
             )
             for split in SPLITS
         }
-        jobs = list(zip(table["file"], table["prepared"], strict=True))
-        batch: list[np.ndarray] = []
         start = 0
-        for samples in imap(load, jobs, workers, desc="melspec"):
-            batch.append(samples)
-            if len(batch) == BATCH_CLIPS or start + len(batch) == len(jobs):
-                with torch.inference_mode():
-                    spectra = logmel(torch.from_numpy(np.stack(batch))).numpy()  # (b, n_mels, n_frames)
-                rows = table.iloc[start : start + len(batch)]
-                for split, group in rows.groupby("split", sort=False):
-                    positions = np.flatnonzero((rows["split"] == split).to_numpy())
-                    arrays[split][group["row"].to_numpy()] = spectra[positions]
-                start += len(batch)
-                batch = []
+        for spectra in imap(work, batches, workers, desc="melspec", size=len):  # (b, n_mels, n_frames)
+            rows = table.iloc[start : start + len(spectra)]
+            for split, group in rows.groupby("split", sort=False):
+                positions = np.flatnonzero((rows["split"] == split).to_numpy())
+                arrays[split][group["row"].to_numpy()] = spectra[positions]
+            start += len(spectra)
         for array in arrays.values():
             array.flush()
         del arrays

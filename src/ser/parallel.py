@@ -1,10 +1,12 @@
-"""Order-preserving parallel map over processes, with a progress bar."""
+"""Order-preserving parallel map over processes, with a progress bar and a bounded number of jobs in flight."""
 
 from __future__ import annotations
 
+import collections
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -12,26 +14,54 @@ from tqdm import tqdm
 T = TypeVar("T")
 R = TypeVar("R")
 
+CHUNKS_IN_FLIGHT = 4  # per worker: enough to keep every worker busy, few enough to bound the memory of results
+
 
 def available_cores() -> int:
     """Cores this process may run on (respects CPU affinity, unlike os.cpu_count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def imap(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str) -> Iterator[R]:
+def _single_threaded() -> None:
+    """Worker initialiser: one thread per process, since the processes already share out the cores."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _map_chunk(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
+    return [fn(item) for item in chunk]
+
+
+def imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    desc: str,
+    size: Callable[[T], int] | None = None,
+) -> Iterator[R]:
     """Yield fn(item) for each item, in order; `workers` processes (1: in this process, no pool).
 
-    `fn` must be a picklable top-level function (functools.partial of one is fine).
+    `fn` must be a picklable top-level function (functools.partial of one is fine). Items go out in chunks,
+    at most CHUNKS_IN_FLIGHT per worker at a time, so results never pile up when the consumer is slower.
+    The bar counts clips: `size(item)` clips per item (default 1), for items that are batches of clips.
     """
     items = list(items)
-    with tqdm(total=len(items), desc=desc, unit="clip") as bar:
+    weigh = size or (lambda item: 1)
+    with tqdm(total=sum(weigh(item) for item in items), desc=desc, unit="clip") as bar:
         if workers <= 1:
             for item in items:
                 yield fn(item)
-                bar.update()
+                bar.update(weigh(item))
             return
         chunksize = max(1, min(32, len(items) // (workers * 8)))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(fn, items, chunksize=chunksize):
-                yield result
-                bar.update()
+        chunks = collections.deque(items[i : i + chunksize] for i in range(0, len(items), chunksize))
+        in_flight: collections.deque[tuple[Future[list[R]], list[T]]] = collections.deque()
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded) as pool:
+            while chunks or in_flight:
+                while chunks and len(in_flight) < CHUNKS_IN_FLIGHT * workers:
+                    chunk = chunks.popleft()
+                    in_flight.append((pool.submit(_map_chunk, fn, chunk), chunk))
+                future, chunk = in_flight.popleft()
+                for item, result in zip(chunk, future.result(), strict=True):
+                    yield result
+                    bar.update(weigh(item))
