@@ -18,6 +18,8 @@ from ser.audio import (
     mel_filters,
     pad_or_trim,
     prepare,
+    stft_window,
+    trim_silence,
 )
 from ser.params import AudioParams, MelspecParams
 
@@ -87,6 +89,23 @@ def test_matches_librosa_within_a_hundredth_of_a_db_without_preemphasis():
     )
     assert ours.shape == reference.shape == (cfg.melspec.n_mels, cfg.n_frames)
     assert np.max(np.abs(ours - reference)) < 0.01  # dB; float32 against float64
+
+
+@pytest.mark.parametrize(
+    "melspec",
+    [MelspecParams(), MelspecParams(n_fft=1024, n_mels=80, fmin=50.0, fmax=7000.0), MelspecParams(n_fft=400)],
+)
+def test_filter_bank_equals_librosas(melspec):
+    expected = librosa.filters.mel(
+        sr=SR, n_fft=melspec.n_fft, n_mels=melspec.n_mels, fmin=melspec.fmin, fmax=melspec.fmax, htk=True, norm=None
+    )
+    np.testing.assert_array_equal(mel_filters(SR, melspec), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["hann", "hamming", "blackman", "bartlett", "cosine", "triang"])
+def test_stft_window_is_librosas_periodic_window(name):
+    expected = librosa.filters.get_window(name, 512, fftbins=True)
+    np.testing.assert_allclose(stft_window(name, 512), expected, rtol=0, atol=1e-12)
 
 
 def test_preemphasis_is_the_first_difference_filter():
@@ -167,6 +186,21 @@ def test_prepare_trims_leading_silence_then_pads():
     assert not ready[-SR // 4 :].any()  # and the end is padding
     untrimmed = prepare(clip, dataclasses.replace(audio, trim_db=None))
     assert np.array_equal(untrimmed, clip[: clip_samples(audio)])
+
+
+def test_trim_silence_cuts_exactly_where_librosa_does(mirror):
+    rng = np.random.default_rng(0)
+    quiet_and_loud = np.concatenate(
+        [0.001 * rng.standard_normal(SR), tone(300.0, 0.5), 0.001 * rng.standard_normal(SR)]
+    )
+    clips = [quiet_and_loud, np.zeros(SR, dtype=np.float32), tone(300.0, 0.1)]
+    clips += [sf.read(path, dtype="float32")[0] for path in sorted(mirror.glob("*/**/*.flac"))[::300]]
+    assert len(clips) > 12
+    for clip in clips:
+        for top_db in (20.0, 40.0, 60.0):
+            expected, _ = librosa.effects.trim(clip, top_db=top_db)
+            assert np.array_equal(trim_silence(clip, top_db), expected)
+    assert trim_silence(quiet_and_loud, None) is quiet_and_loud
 
 
 def test_load_audio_mixes_down_and_resamples(tmp_path):

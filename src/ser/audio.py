@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 import soxr
@@ -69,12 +68,28 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return mono.astype(np.float32, copy=False)
 
 
+TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: RMS over 128 ms frames every 32 ms at 16 kHz
+
+
 def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
-    """Cut leading and trailing audio more than `top_db` dB below the clip's peak (librosa.effects.trim)."""
+    """Cut leading and trailing audio more than `top_db` dB below the clip's peak frame.
+
+    librosa.effects.trim(samples, top_db=top_db), step for step (centred RMS frames of TRIM_FRAME samples
+    every TRIM_HOP, 20 log10 with librosa's 1e-5 floor, relative to the loudest frame); tests check it
+    equals librosa. Written out because importing librosa.effects and compiling its numba code costs
+    several seconds in every process that trims: each `ser predict`, each melspec and augment worker.
+    An all-silent clip (nothing above the threshold) is returned whole.
+    """
     if top_db is None:
         return samples
-    trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
-    return trimmed if trimmed.size else samples
+    padded = np.pad(samples, TRIM_FRAME // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, TRIM_FRAME)[::TRIM_HOP]  # (n_frames, TRIM_FRAME)
+    rms = np.sqrt(np.mean(np.abs(frames) ** 2, axis=-1))  # (n_frames,)
+    db = 20.0 * np.log10(np.maximum(1e-5, rms))
+    loud = np.flatnonzero(db - db.max() > -top_db)
+    if loud.size == 0:
+        return samples
+    return samples[loud[0] * TRIM_HOP : min(samples.shape[-1], (loud[-1] + 1) * TRIM_HOP)]
 
 
 def pad_or_trim(samples: np.ndarray, n_samples: int) -> np.ndarray:
@@ -89,17 +104,44 @@ def prepare(samples: np.ndarray, audio: AudioParams) -> np.ndarray:
     return pad_or_trim(trim_silence(samples, audio.trim_db), clip_samples(audio))
 
 
+def htk_mel(hz: np.ndarray | float) -> np.ndarray:
+    """The HTK mel scale: m(f) = 2595 log10(1 + f / 700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def htk_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
 def mel_filters(sample_rate: int, melspec: MelspecParams) -> np.ndarray:
-    """Triangular filters on the HTK mel scale m(f) = 2595 log10(1 + f/700), peak 1: (n_mels, n_fft//2 + 1)."""
-    return librosa.filters.mel(
-        sr=sample_rate,
-        n_fft=melspec.n_fft,
-        n_mels=melspec.n_mels,
-        fmin=melspec.fmin,
-        fmax=melspec.fmax,
-        htk=True,
-        norm=None,
-    ).astype(np.float32)
+    """Triangular filters on the HTK mel scale, peak 1, no area normalisation: (n_mels, n_fft//2 + 1).
+
+    librosa.filters.mel(htk=True, norm=None), step for step (tests check they agree): n_mels + 2 edges
+    evenly spaced in mel from fmin to fmax; filter i rises from edge i to 1 at edge i + 1 and falls to edge
+    i + 2. Written out, as trim_silence, because importing librosa.filters costs seconds per process.
+    """
+    fmax = sample_rate / 2 if melspec.fmax is None else melspec.fmax
+    fft_hz = np.linspace(0.0, sample_rate / 2, 1 + melspec.n_fft // 2)  # (n_bins,)
+    edges = htk_mel_to_hz(np.linspace(htk_mel(melspec.fmin), htk_mel(fmax), melspec.n_mels + 2))  # (n_mels + 2,)
+    widths = np.diff(edges)  # (n_mels + 1,)
+    ramps = edges[:, None] - fft_hz[None, :]  # (n_mels + 2, n_bins)
+    rising = -ramps[:-2] / widths[:-1, None]  # (n_mels, n_bins)
+    falling = ramps[2:] / widths[1:, None]
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+# Windows numpy computes (symmetric; the periodic "fftbins" window of length n is the symmetric one of n + 1
+# without its last sample). Any other scipy.signal window name goes to scipy, imported only then (slow).
+NUMPY_WINDOWS = {"hann": np.hanning, "hamming": np.hamming, "blackman": np.blackman, "bartlett": np.bartlett}
+
+
+def stft_window(name: str, n_fft: int) -> np.ndarray:
+    """The periodic analysis window `name` of n_fft samples, as librosa.filters.get_window(fftbins=True)."""
+    if name in NUMPY_WINDOWS:
+        return NUMPY_WINDOWS[name](n_fft + 1)[:-1]
+    import scipy.signal  # a second or more to import: only for the windows numpy lacks
+
+    return scipy.signal.get_window(name, n_fft, fftbins=True)
 
 
 class LogMel(torch.nn.Module):
@@ -113,8 +155,8 @@ class LogMel(torch.nn.Module):
     def __init__(self, config: FrontEndConfig):
         super().__init__()
         self.melspec = melspec = config.melspec
-        window = librosa.filters.get_window(melspec.window, melspec.n_fft, fftbins=True)
-        self.register_buffer("window", torch.from_numpy(np.asarray(window, dtype=np.float32)), persistent=False)
+        window = stft_window(melspec.window, melspec.n_fft).astype(np.float32)  # (n_fft,)
+        self.register_buffer("window", torch.from_numpy(window), persistent=False)
         filters = mel_filters(config.audio.sample_rate, melspec)
         self.register_buffer("filters", torch.from_numpy(filters), persistent=False)
 
