@@ -11,7 +11,7 @@ from ser.corpora import EMOTIONS
 from ser.features import FeatureSplit
 from ser.model import ModelConfig
 from ser.params import TrainParams
-from ser.train import label_indices, sample_weights, selection_score, spec_augment, train_model
+from ser.train import label_indices, mixup, sample_weights, selection_score, spec_augment, train_model
 
 N_MELS, N_FRAMES = 64, 48
 
@@ -69,6 +69,39 @@ def test_sample_weights_balance_classes_or_classes_within_corpora():
 
 def test_selection_score_weighs_each_corpus_equally():
     assert selection_score({"ravdess": {"ua": 0.5}, "tess": {"ua": 1.0}}) == pytest.approx(0.75)
+
+
+def test_mixup_mixes_inputs_targets_and_weights_with_one_weight_per_batch():
+    inputs = torch.randn(6, 4, 5)
+    targets = torch.tensor([0, 1, 2, 3, 4, 5])
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    mixed, probabilities, mixed_weights = mixup(
+        inputs, targets, weights, 8, 0.4, np.random.default_rng(0), torch.Generator().manual_seed(0)
+    )
+    assert probabilities.shape == (6, 8)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(6))
+    own = probabilities[torch.arange(6), targets]  # the clip's own class, lam (or 1 if paired with itself)
+    lam = own.min().item()
+    assert 0.5 <= lam < 1.0
+    for row in range(6):
+        partner_class = int(torch.argsort(probabilities[row], descending=True)[1]) if own[row] < 1 else row
+        partner = int((targets == partner_class).nonzero())
+        torch.testing.assert_close(mixed[row], lam * inputs[row] + (1 - lam) * inputs[partner])
+        torch.testing.assert_close(mixed_weights[row], lam * weights[row] + (1 - lam) * weights[partner])
+
+
+def test_mixup_training_is_deterministic_and_learns():
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    params = dataclasses.replace(FAST, mixup=0.4, epochs=6)
+    first = train_model(train, val, tiny(), params, torch.device("cpu"))
+    again = train_model(train, val, tiny(), params, torch.device("cpu"))
+    pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
+    assert first.best_val["all"]["ua"] > 0.5
+
+
+def test_negative_mixup_is_refused():
+    with pytest.raises(ValueError, match=r"train\.mixup"):
+        TrainParams(mixup=-0.1)
 
 
 def test_training_is_deterministic_on_the_cpu_and_learns():

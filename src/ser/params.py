@@ -100,7 +100,12 @@ class TrainParams:
     time_mask_frames: int = 20  # ... each up to this many frames wide
     freq_masks: int = 2  # ... and masked bands of frequency
     freq_mask_bands: int = 8  # ... each up to this many mel bands tall
-    seed: int = 0  # initial weights, dropout, batch order and masks
+    mixup: float = 0.0  # alpha of the Beta(alpha, alpha) weight that mixes each batch with itself shuffled; 0: off
+    seed: int = 0  # initial weights, dropout, batch order, masks and mixup
+
+    def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise ParamsError(f"train.mixup must be 0 (off) or a positive Beta alpha, got {self.mixup}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,6 +72,49 @@ def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Gene
     return out
 
 
+def mixup(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    n_classes: int,
+    alpha: float,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al. 2018): each clip mixed with a random partner from the same batch, one weight
+    lam ~ Beta(alpha, alpha) per batch (the larger of lam and 1 - lam on the clip itself). Inputs
+    (B, n_mels, n_frames) and loss weights (B,) mix linearly, class indices (B,) become mixed
+    probabilities (B, n_classes)."""
+    lam = float(rng.beta(alpha, alpha))
+    lam = max(lam, 1.0 - lam)
+    partner = torch.randperm(len(inputs), generator=generator)
+    one_hot = F.one_hot(targets, n_classes).float()  # (B, n_classes)
+    mixed_inputs = lam * inputs + (1.0 - lam) * inputs[partner]
+    return mixed_inputs, lam * one_hot + (1.0 - lam) * one_hot[partner], lam * weights + (1.0 - lam) * weights[partner]
+
+
+def train_step(
+    model: Classifier,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    label_smoothing: float,
+    autocast: torch.autocast,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch (B, n_mels, n_frames): forward, the loss weighted per clip (B,),
+    backward, optimiser step. Targets are class indices (B,) or class probabilities (B, n_classes).
+    Returns the loss and the logits (B, n_classes), detached."""
+    with autocast:
+        logits = model(inputs)  # (B, n_classes)
+    losses = F.cross_entropy(logits.float(), targets, reduction="none", label_smoothing=label_smoothing)  # (B,)
+    loss = (losses * weights).sum() / weights.sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def train_model(
     train: FeatureSplit,
     val: FeatureSplit,
@@ -87,6 +130,8 @@ def train_model(
     """
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
+    mix_rng = np.random.default_rng(params.seed)  # mixup weights (Beta draws, which torch cannot seed per generator)
+    n_classes = model_config.n_classes
     model = Classifier(model_config).to(device)
     x_train = torch.from_numpy(np.array(train.features))  # (N, n_mels, n_frames), read into memory once
     y_train = label_indices(train.table["emotion"])
@@ -96,7 +141,6 @@ def train_model(
     if n_batches == 0:
         raise ValueError(f"{len(x_train)} training clips: fewer than one batch of {params.batch_size}")
 
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=params.label_smoothing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.l2)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=params.lr, total_steps=params.epochs * n_batches, pct_start=params.warmup
@@ -113,18 +157,16 @@ def train_model(
         epoch_start = time.perf_counter()
         for batch in range(n_batches):
             index = order[batch * params.batch_size : (batch + 1) * params.batch_size]
-            inputs = spec_augment(x_train[index], params, generator).to(device, non_blocking=True)
-            targets = y_train[index].to(device, non_blocking=True)
-            weights = w_train[index].to(device, non_blocking=True)
-            with autocast:
-                logits = model(inputs)  # (B, n_classes)
-            loss = (loss_fn(logits.float(), targets) * weights).sum() / weights.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            inputs, targets, weights = spec_augment(x_train[index], params, generator), y_train[index], w_train[index]
+            labels = targets.to(device, non_blocking=True)  # (B,) class indices, for the training accuracy
+            if params.mixup > 0:  # targets become class probabilities (B, n_classes)
+                inputs, targets, weights = mixup(inputs, targets, weights, n_classes, params.mixup, mix_rng, generator)
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            weights = weights.to(device, non_blocking=True)
+            loss, logits = train_step(model, optimizer, inputs, targets, weights, params.label_smoothing, autocast)
             scheduler.step()
             loss_sum += loss.item() * len(index)
-            correct += int((logits.argmax(dim=1) == targets).sum())
+            correct += int((logits.argmax(dim=1) == labels).sum())
             seen += len(index)
         step_seconds += time.perf_counter() - epoch_start
 
