@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import importlib.metadata
 import json
 import os
@@ -41,7 +40,7 @@ from ser.model import PRESETS, Classifier, ModelConfig, count_parameters
 from ser.parallel import available_cores
 from ser.params import TrainParams, load_params
 from ser.predict import Failure, Predictor
-from ser.train import spec_augment
+from ser.train import spec_augment, train_step
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR_ENV = "SER_DATA_MIRROR"  # a folder holding ravdess/ and tess/; default: ../shared/corpora from the repo
@@ -50,6 +49,12 @@ MATMUL_SIZE = 1024  # n of the n x n x n fp32 matmul that stands for the machine
 INPUT_DB_MEAN, INPUT_DB_STD = -40.0, 20.0  # random training inputs, dB: roughly the level of real log-mels
 FLOP_COUNT_BATCH = 8  # clips in the batch whose FLOPs are counted: per-clip FLOPs do not depend on the batch
 GIGA = 1e9
+# The default preset before the speed work of issue 5, measured beside today's presets for the ratio: "small"
+# with a 3x3 / 9x3 convolution stage at the stems' resolution and 64 ms Transformer tokens.
+BASELINE_NAME = "small@v1"
+BASELINE_SMALL = ModelConfig(
+    stem_channels=8, square_channels=(8, 32, 64, 128), wide_channels=(8, 32, 64), stem_pool=False, patch=4
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,33 +314,31 @@ def count_flops(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Ten
     return forward_flops, step_flops
 
 
-def train_step(model, optimizer, loss_fn, inputs, targets, params: TrainParams, generator) -> float:
-    """One training step as ser.train.train_model takes it: SpecAugment, forward, loss, backward, AdamW."""
-    logits = model(spec_augment(inputs, params, generator))  # (B, n_classes)
-    loss = loss_fn(logits, targets)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+def preset_throughput(name: str, config: ModelConfig, params: TrainParams, budget: Budget) -> dict:
+    """Training samples/s of one model config on random inputs of the feature shape, and its FLOPs per sample.
 
-
-def preset_throughput(size: str, frontend: FrontEndConfig, params: TrainParams, budget: Budget) -> dict:
-    """Training samples/s of one preset on random inputs of the feature shape, and its FLOPs per sample."""
+    Each step is what ser.train.train_model does per batch: spec_augment, then ser.train.train_step.
+    """
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
-    config = ModelConfig.from_preset(size, frontend.melspec.n_mels, frontend.n_frames)
     model = Classifier(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.l2)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
     shape = (params.batch_size, config.n_mels, config.n_frames)
     inputs = INPUT_DB_MEAN + INPUT_DB_STD * torch.randn(shape, generator=generator)  # (B, n_mels, n_frames) dB
     targets = torch.randint(0, config.n_classes, (params.batch_size,), generator=generator)
+    weights = torch.ones(params.batch_size)
+    autocast = torch.autocast("cpu", enabled=False)
 
     sample = slice(0, FLOP_COUNT_BATCH)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
     forward_flops, step_flops = count_flops(
         model, spec_augment(inputs[sample], params, generator), targets[sample], loss_fn
     )
-    step = functools.partial(train_step, model, optimizer, loss_fn, inputs, targets, params, generator)
+
+    def step() -> None:
+        batch = spec_augment(inputs, params, generator)
+        train_step(model, optimizer, batch, targets, weights, params.label_smoothing, autocast)
+
     warmup_seconds = [timed(step)[0] for _ in range(budget.warmup_steps)]
     n_steps = budget.min_timed_steps
     if warmup_seconds:  # scale the timed steps to the target time by the fastest warm-up step
@@ -343,7 +346,7 @@ def preset_throughput(size: str, frontend: FrontEndConfig, params: TrainParams, 
     seconds, _ = timed(lambda: [step() for _ in range(n_steps)])
     samples_per_s = n_steps * params.batch_size / seconds
     return {
-        "preset": size,
+        "preset": name,
         "parameters": count_parameters(model),
         "batch_size": params.batch_size,
         "timed_steps": n_steps,
@@ -355,11 +358,13 @@ def preset_throughput(size: str, frontend: FrontEndConfig, params: TrainParams, 
     }
 
 
-def training_section(frontend: FrontEndConfig, params: TrainParams, budget: Budget) -> dict:
+def training_section(frontend: FrontEndConfig, params: TrainParams, default_size: str, budget: Budget) -> dict:
     """Samples/s and achieved FLOP/s of each preset, against the fp32 matmul rate measured around them."""
-    presets = [size for size in PRESETS if size not in budget.skipped_presets]
+    shape = {"n_mels": frontend.melspec.n_mels, "n_frames": frontend.n_frames}
+    configs = {size: ModelConfig.from_preset(size, **shape) for size in PRESETS if size not in budget.skipped_presets}
+    configs[BASELINE_NAME] = dataclasses.replace(BASELINE_SMALL, **shape)
     matmul_before = matmul_gflop_per_s(budget.matmul_s)
-    rows = [preset_throughput(size, frontend, params, budget) for size in presets]
+    rows = [preset_throughput(name, config, params, budget) for name, config in configs.items()]
     matmul_after = matmul_gflop_per_s(budget.matmul_s)
     peak = max(matmul_before, matmul_after)
     for row in rows:
@@ -382,8 +387,15 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, budget: Budg
         f"fp32 {MATMUL_SIZE}^3 matmul: {matmul_before:.1f} GFLOP/s before, {matmul_after:.1f} after; "
         f"practical peak = max = {peak:.1f} GFLOP/s"
     )
+    by_name = {row["preset"]: row for row in rows}
+    speedup = None
+    if default_size in by_name:  # not when --quick skips it
+        speedup = by_name[default_size]["samples_per_s"] / by_name[BASELINE_NAME]["samples_per_s"]
+        print(f"default preset {default_size!r} against {BASELINE_NAME}: {speedup:.2f}x the training samples/s")
     return {
         "rows": rows,
+        "default_preset": default_size,
+        f"speedup_default_over_{BASELINE_NAME}": speedup,
         "skipped_presets": list(budget.skipped_presets),
         "matmul_gflop_per_s_before": matmul_before,
         "matmul_gflop_per_s_after": matmul_after,
@@ -547,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     section_seconds: dict[str, float] = {}
     sections = {
         "front_end": lambda: front_end_section(files, mirror, frontend, budget),
-        "training": lambda: training_section(frontend, params.train, budget),
+        "training": lambda: training_section(frontend, params.train, params.model.size, budget),
         "inference": lambda: inference_section(files, frontend, params.model.size, budget),
         "dvc": lambda: dvc_section(budget),
     }
