@@ -99,6 +99,34 @@ def test_mixup_training_is_deterministic_and_learns():
     assert first.best_val["all"]["ua"] > 0.5
 
 
+def test_averaged_weights_compete_with_single_epochs_on_validation():
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    params = dataclasses.replace(FAST, epochs=5, average_last=3)
+    result = train_model(train, val, tiny(), params, torch.device("cpu"))
+    again = train_model(train, val, tiny(), params, torch.device("cpu"))
+    for a, b in zip(result.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert result.average_val is not None
+    best_single = result.history["val_score"].max()
+    average_score = selection_score({k: v for k, v in result.average_val.items() if k != "all"})
+    assert result.averaged == (average_score > best_single)
+    if result.averaged:
+        assert result.best_epoch == params.epochs and result.best_val == result.average_val
+    from ser.evaluation import predict_proba, scores
+
+    probabilities = predict_proba(result.model, val.features, torch.device("cpu"))
+    rescored = scores(val.table["emotion"], np.take(EMOTIONS, probabilities.argmax(axis=1)))
+    assert rescored["ua"] == pytest.approx(result.best_val["all"]["ua"])
+    off = train_model(train, val, tiny(), dataclasses.replace(params, average_last=0), torch.device("cpu"))
+    assert off.average_val is None and not off.averaged
+    pd.testing.assert_frame_equal(off.history.drop(columns="seconds"), result.history.drop(columns="seconds"))
+
+
+def test_averaging_more_epochs_than_trained_is_refused():
+    with pytest.raises(ValueError, match=r"train\.average_last"):
+        TrainParams(epochs=5, average_last=6)
+
+
 def test_negative_mixup_is_refused():
     with pytest.raises(ValueError, match=r"train\.mixup"):
         TrainParams(mixup=-0.1)

@@ -24,8 +24,10 @@ from ser.params import TrainParams
 class TrainResult:
     model: Classifier  # with the weights of the best epoch (by validation UA), in eval mode
     history: pd.DataFrame  # one row per epoch: losses, accuracies, validation UA, learning rate, seconds
-    best_epoch: int
-    best_val: dict  # `scores_by_corpus` on the validation split at the best epoch
+    best_epoch: int  # the epoch whose weights were kept; with `averaged`, the last epoch of the average
+    best_val: dict  # `scores_by_corpus` on the validation split of the kept weights
+    averaged: bool  # the kept weights are the mean of the last `average_last` epochs', not one epoch's
+    average_val: dict | None  # `scores_by_corpus` of the averaged weights on validation (None: not tried)
     seconds: float  # wall time of the whole training loop, validation included
     train_clips_per_s: float  # training steps only: forward + backward + optimiser step
 
@@ -115,6 +117,22 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
+def validation_scores(model: Classifier, val: FeatureSplit, y_val: np.ndarray, device: torch.device) -> tuple:
+    """(`scores_by_corpus` on the validation split, its selection score, the validation loss)."""
+    val_probs = predict_proba(model, val.features, device)
+    val_table = pd.DataFrame(
+        {
+            "corpus": val.table["corpus"],
+            "actual": np.take(EMOTIONS, y_val),
+            "predicted": np.take(EMOTIONS, val_probs.argmax(axis=1)),
+        }
+    )
+    val_scores = scores_by_corpus(val_table)
+    score = selection_score({k: v for k, v in val_scores.items() if k != "all"})
+    val_loss = float(F.nll_loss(torch.from_numpy(np.log(val_probs + 1e-12)), torch.from_numpy(y_val)))
+    return val_scores, score, val_loss
+
+
 def train_model(
     train: FeatureSplit,
     val: FeatureSplit,
@@ -147,6 +165,8 @@ def train_model(
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
+    # running mean of the weights over the last `average_last` epochs (stochastic weight averaging)
+    averaged = torch.optim.swa_utils.AveragedModel(model, use_buffers=False)
     history, best_state, best_val, best_score, best_epoch = [], None, {}, -math.inf, 0
     step_seconds, started = 0.0, time.perf_counter()
     epochs = tqdm(range(1, params.epochs + 1), desc="train", unit="epoch")
@@ -170,17 +190,9 @@ def train_model(
             seen += len(index)
         step_seconds += time.perf_counter() - epoch_start
 
-        val_probs = predict_proba(model, val.features, device)
-        val_table = pd.DataFrame(
-            {
-                "corpus": val.table["corpus"],
-                "actual": np.take(EMOTIONS, y_val),
-                "predicted": np.take(EMOTIONS, val_probs.argmax(axis=1)),
-            }
-        )
-        val_scores = scores_by_corpus(val_table)
-        score = selection_score({k: v for k, v in val_scores.items() if k != "all"})
-        val_loss = float(F.nll_loss(torch.from_numpy(np.log(val_probs + 1e-12)), torch.from_numpy(y_val)))
+        if epoch > params.epochs - params.average_last:
+            averaged.update_parameters(model)
+        val_scores, score, val_loss = validation_scores(model, val, y_val, device)
         history.append(
             {
                 "epoch": epoch,
@@ -200,12 +212,27 @@ def train_model(
             best_val, best_score, best_epoch = val_scores, score, epoch
         epochs.set_postfix(loss=f"{loss_sum / seen:.3f}", val_score=f"{score:.3f}", best=best_epoch)
 
+    average_val, is_averaged = None, False
+    if params.average_last:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
+        batches = (x_train[i : i + params.batch_size].to(device) for i in range(0, len(x_train), params.batch_size))
+        torch.optim.swa_utils.update_bn(batches, averaged, device)
+        average_val, average_score, _ = validation_scores(averaged.module, val, y_val, device)
+        if average_score > best_score:
+            best_state, best_val, best_score, best_epoch = (
+                averaged.module.state_dict(),
+                average_val,
+                average_score,
+                epoch,
+            )
+            is_averaged = True
     model.load_state_dict(best_state)
     return TrainResult(
         model=model.eval(),
         history=pd.DataFrame(history),
         best_epoch=best_epoch,
         best_val=best_val,
+        averaged=is_averaged,
+        average_val=average_val,
         seconds=time.perf_counter() - started,
         train_clips_per_s=params.epochs * n_batches * params.batch_size / step_seconds,
     )

@@ -26,7 +26,13 @@ def main(argv=None) -> None:
         "model_size": model_params.size,
         "parameters": count_parameters(result.model),
         "best_epoch": result.best_epoch,
+        "weights": (
+            f"mean of epochs {params.epochs - params.average_last + 1}-{params.epochs}"
+            if result.averaged
+            else f"epoch {result.best_epoch}"
+        ),
         "val": result.best_val,
+        **({"val_of_average": result.average_val} if result.average_val is not None else {}),
         "train_minutes": round(result.seconds / 60, 2),
         "train_clips_per_s": round(result.train_clips_per_s, 1),
         "device": device.type,
@@ -37,7 +43,7 @@ def main(argv=None) -> None:
     training_curves(result.history, args.curves)
     write_json(summary, args.metrics)
     val_uas = ", ".join(f"{name} {scores['ua']:.3f}" for name, scores in result.best_val.items())
-    print(f"train: best epoch {result.best_epoch}, validation UA {val_uas}; {summary['train_minutes']} min")
+    print(f"train: kept the weights of {summary['weights']}, validation UA {val_uas}; {summary['train_minutes']} min")
 
 
 if __name__ == "__main__":
