@@ -55,14 +55,14 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     decode, hold no samples, or hold NaN or infinite values.
     """
     try:
-        samples, native_rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
+        samples, native_rate = sf.read(path, dtype="float32")  # (n,) mono, or (n, channels)
     except (sf.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{path}: cannot decode audio ({error})") from error
     if samples.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: the audio holds NaN or infinite samples")
-    mono = samples.mean(axis=1)
+    mono = samples if samples.ndim == 1 else samples.mean(axis=1)
     if native_rate != sample_rate:
         mono = soxr.resample(mono, native_rate, sample_rate, quality="HQ")
     return mono.astype(np.float32, copy=False)
