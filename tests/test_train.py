@@ -122,9 +122,17 @@ def test_averaged_weights_compete_with_single_epochs_on_validation():
     pd.testing.assert_frame_equal(off.history.drop(columns="seconds"), result.history.drop(columns="seconds"))
 
 
-def test_averaging_more_epochs_than_trained_is_refused():
+def test_averaging_more_epochs_than_trained_averages_them_all():
+    assert TrainParams(epochs=5, average_last=3).first_averaged_epoch == 3
+    assert TrainParams(epochs=2, average_last=10).first_averaged_epoch == 1
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    result = train_model(train, val, tiny(), dataclasses.replace(FAST, epochs=2, average_last=10), torch.device("cpu"))
+    assert result.average_val is not None
+
+
+def test_a_negative_number_of_averaged_epochs_is_refused():
     with pytest.raises(ValueError, match=r"train\.average_last"):
-        TrainParams(epochs=5, average_last=6)
+        TrainParams(average_last=-1)
 
 
 def test_negative_mixup_is_refused():

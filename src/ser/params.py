@@ -101,16 +101,19 @@ class TrainParams:
     freq_masks: int = 2  # ... and masked bands of frequency
     freq_mask_bands: int = 8  # ... each up to this many mel bands tall
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) weight that mixes each batch with itself shuffled; 0: off
-    average_last: int = 0  # also try the mean weights of the last N epochs (SWA); validation picks; 0: off
+    average_last: int = 0  # also try the mean weights of the last N epochs (all, if fewer); validation picks; 0: off
     seed: int = 0  # initial weights, dropout, batch order, masks and mixup
 
     def __post_init__(self) -> None:
         if self.mixup < 0:
             raise ParamsError(f"train.mixup must be 0 (off) or a positive Beta alpha, got {self.mixup}")
-        if not 0 <= self.average_last <= self.epochs:
-            raise ParamsError(
-                f"train.average_last must be 0 (off) to train.epochs ({self.epochs}), got {self.average_last}"
-            )
+        if self.average_last < 0:
+            raise ParamsError(f"train.average_last must be 0 (off) or a number of epochs, got {self.average_last}")
+
+    @property
+    def first_averaged_epoch(self) -> int:
+        """The first of the epochs whose weights `average_last` averages (1-based; all epochs if fewer)."""
+        return max(1, self.epochs - self.average_last + 1)
 
 
 @dataclasses.dataclass(frozen=True)

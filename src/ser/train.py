@@ -190,7 +190,7 @@ def train_model(
             seen += len(index)
         step_seconds += time.perf_counter() - epoch_start
 
-        if epoch > params.epochs - params.average_last:
+        if params.average_last and epoch >= params.first_averaged_epoch:
             averaged.update_parameters(model)
         val_scores, score, val_loss = validation_scores(model, val, y_val, device)
         history.append(

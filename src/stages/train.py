@@ -27,7 +27,7 @@ def main(argv=None) -> None:
         "parameters": count_parameters(result.model),
         "best_epoch": result.best_epoch,
         "weights": (
-            f"mean of epochs {params.epochs - params.average_last + 1}-{params.epochs}"
+            f"mean of epochs {params.first_averaged_epoch}-{params.epochs}"
             if result.averaged
             else f"epoch {result.best_epoch}"
         ),
