@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,7 +32,6 @@ from ser.corpora import AUDIO_EXTENSIONS, EMOTIONS
 from ser.parallel import imap
 
 SILENT = "silent"  # the `predicted` value of a file too quiet to judge
-DECODE_CHUNK = 256  # files handed to the decoding processes at a time: bounds the decoded audio held in memory
 
 # Extensions searched for in folders, per libsndfile major format; only formats this libsndfile reads count.
 # (Files named on the command line are tried whatever their extension.)
@@ -394,17 +392,18 @@ class Predictor:
         return self._predict(self._decoded(find_audio_files(paths)))
 
     def _decoded(self, items: Iterable[Path | Failure]) -> Iterator[ClipWindows | LongFile | Failure]:
-        """Decode files in order, in `options.workers` processes, a chunk of files at a time."""
+        """Decode files in order, in `options.workers` processes (ser.parallel.imap, which bounds the decoded
+        audio held in memory); failures found while listing pass through in their place."""
+        items = list(items)
+        files = [item for item in items if isinstance(item, Path)]
         decode = functools.partial(decode_file, frontend=self.frontend, options=self.options)
-        for chunk in _chunks(items, DECODE_CHUNK):
-            files = [item for item in chunk if isinstance(item, Path)]
-            if self.options.workers > 1 and len(files) > 1:
-                decoded = iter(imap(decode, files, self.options.workers, desc="predict: decoding"))
-            else:
-                decoded = map(decode, files)
-            for item in chunk:
-                yield next(decoded) if isinstance(item, Path) else item
-            next(decoded, None)  # run the pool (and its progress bar) to its end, so that it closes
+        if self.options.workers > 1 and len(files) > 1:
+            decoded = iter(imap(decode, files, self.options.workers, desc="predict: decoding"))
+        else:
+            decoded = map(decode, files)
+        for item in items:
+            yield next(decoded) if isinstance(item, Path) else item
+        next(decoded, None)  # run the pool (and its progress bar) to its end, so that it closes
 
     def _windows(self, clip: ClipWindows | LongFile, accumulator: _Accumulator) -> Iterator[np.ndarray | None]:
         """The file's prepared windows in order (None: silent), recording start times, duration and peak."""
@@ -469,13 +468,6 @@ class Predictor:
         if batch:
             run_batch()
         yield from finished()
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[tuple]:
-    """Tuples of `size` items (the last may be shorter): itertools.batched, which needs Python 3.12."""
-    iterator = iter(items)
-    while chunk := tuple(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def predictions_table(predictions: Iterable[Prediction], per_window: bool = False) -> pd.DataFrame:
