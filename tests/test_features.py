@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ser.audio import FrontEndConfig, load_audio, log_mel_spectrogram, prepare
 from ser.features import BATCH_CLIPS, clip_table, compute_features, load_split
@@ -52,10 +53,12 @@ def test_each_split_holds_its_clips_log_mels_in_table_order(corpus, workers):
         np.testing.assert_allclose(written.features, expected_features(table, split), atol=1e-4)
 
 
-def test_worker_processes_write_exactly_what_one_process_writes(corpus):
+def test_worker_threads_write_exactly_what_one_thread_writes_and_leave_torch_threads_as_they_were(corpus):
     table, tmp_path = corpus
+    threads = torch.get_num_threads()
     compute_features(table, tmp_path / "one", FRONTEND, workers=1)
     compute_features(table, tmp_path / "two", FRONTEND, workers=2)
+    assert torch.get_num_threads() == threads
     for split in ("train", "val", "test"):
         one, two = (np.load(tmp_path / name / f"{split}.npy") for name in ("one", "two"))
         assert np.array_equal(one, two), split

@@ -13,7 +13,7 @@ import torch
 
 from ser.audio import FrontEndConfig, LogMel, load_audio, prepare
 from ser.io import atomic_path
-from ser.parallel import imap
+from ser.parallel import imap, torch_threads
 from ser.splitting import SPLITS
 
 TABLE_NAME = "clips.csv"  # every clip of every split; `row` indexes its split's array
@@ -59,14 +59,16 @@ def _batch_features(jobs: list[tuple[str, bool]], frontend: FrontEndConfig) -> n
 def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfig, workers: int) -> None:
     """Write `<split>.npy` (n_clips, n_mels, n_frames) float32 for each split, the table, and the config.
 
-    Each clip is decoded once. Batches of BATCH_CLIPS clips go to `workers` processes, each of which decodes,
-    prepares and turns its batch into log-mels in one batched STFT; this process only writes the rows.
+    Each clip is decoded once. Batches of BATCH_CLIPS clips go to `workers` threads, each of which decodes,
+    prepares and turns its batch into log-mels in one batched STFT (libsndfile, numpy and torch release the
+    GIL, so threads share out the cores without the start-up and pickling of worker processes); this thread
+    only writes the rows.
     The folder appears under its final name only when complete.
     """
     jobs = list(zip(table["file"], table["prepared"], strict=True))
     batches = [jobs[start : start + BATCH_CLIPS] for start in range(0, len(jobs), BATCH_CLIPS)]
     work = functools.partial(_batch_features, frontend=frontend)
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True) as tmp, torch_threads(1):
         arrays = {
             split: np.lib.format.open_memmap(
                 tmp / f"{split}.npy",
@@ -77,7 +79,7 @@ def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfi
             for split in SPLITS
         }
         start = 0
-        for spectra in imap(work, batches, workers, desc="melspec", size=len):  # (b, n_mels, n_frames)
+        for spectra in imap(work, batches, workers, desc="melspec", size=len, threads=True):  # (b, n_mels, n_frames)
             rows = table.iloc[start : start + len(spectra)]
             for split, group in rows.groupby("split", sort=False):
                 positions = np.flatnonzero((rows["split"] == split).to_numpy())
