@@ -163,8 +163,11 @@ class LogMel(torch.nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         config = self.melspec
         x = waveforms.float()  # (B, n)
-        if config.preemphasis is not None:
-            x = torch.cat([x[:, :1], x[:, 1:] - config.preemphasis * x[:, :-1]], dim=1)
+        if config.preemphasis is not None:  # y[0] = x[0], y[t] = x[t] - a x[t-1]
+            emphasised = torch.empty_like(x)
+            emphasised[:, 0] = x[:, 0]
+            torch.sub(x[:, 1:], x[:, :-1], alpha=config.preemphasis, out=emphasised[:, 1:])
+            x = emphasised
         spectrum = torch.stft(
             x,
             n_fft=config.n_fft,
@@ -174,9 +177,10 @@ class LogMel(torch.nn.Module):
             pad_mode="constant",
             return_complex=True,
         )  # (B, n_fft//2 + 1, n_frames)
-        power = spectrum.real.square() + spectrum.imag.square()
+        # in place where possible: at these sizes every temporary costs as much as the arithmetic
+        power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag)  # |X|^2
         mel = self.filters @ power  # (B, n_mels, n_frames)
-        db = 10.0 * torch.log10(mel.clamp_min(AMIN))
+        db = mel.clamp_min_(AMIN).log10_().mul_(10.0)
         if config.top_db is not None:
             db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - config.top_db)
         return db
