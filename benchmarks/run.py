@@ -236,7 +236,7 @@ def front_end_section(files: Sequence[Path], mirror: Path, frontend: FrontEndCon
     rows = [
         {
             "front_end": name,
-            "processes": workers if name == "project" else 1,
+            "workers": workers if name == "project" else 1,
             "best_seconds": min(seconds),
             "clips_per_s": len(files) / min(seconds),
             "all_seconds": [round(s, 3) for s in seconds],
@@ -252,7 +252,7 @@ def front_end_section(files: Sequence[Path], mirror: Path, frontend: FrontEndCon
         "mean_abs_difference_db": float(difference_db.mean()),
         "note": (
             "best of alternating runs of each (project, librosa, project, ...); project = "
-            f"ser.features.compute_features with {workers} decoding processes (available_cores, as the melspec "
+            f"ser.features.compute_features with {workers} decoding threads (available_cores, as the melspec "
             "stage) and batched torch log-mel, writing its .npy files into a temp dir; librosa = librosa.load + "
             "ser.audio.prepare + pre-emphasis + melspectrogram + power_to_db, one process"
         ),
@@ -260,7 +260,7 @@ def front_end_section(files: Sequence[Path], mirror: Path, frontend: FrontEndCon
     print_table(
         f"1. front end, {len(files)} clips (best of {budget.front_end_repeats} runs each)",
         rows,
-        ["front_end", "processes", "best_seconds", "clips_per_s"],
+        ["front_end", "workers", "best_seconds", "clips_per_s"],
     )
     print(
         f"speedup project/librosa: {result['speedup_project_over_librosa']:.2f}x; "
