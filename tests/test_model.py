@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from ser.model import PRESETS, Classifier, ModelConfig, build_model, count_parameters
+from ser.model import PRESETS, Classifier, Ensemble, ModelConfig, build_model, count_parameters
 
 N_MELS, N_FRAMES = 64, 188
 
@@ -155,3 +155,19 @@ def test_tiny_model_overfits_a_tiny_batch() -> None:
         losses.append(loss.item())
     assert losses[0] > 1.5  # about ln 8 at the start: no class favoured
     assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_probabilities() -> None:
+    cfg = ModelConfig.from_preset("tiny", N_MELS, N_FRAMES)
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(Classifier(cfg).eval())
+    x = spectrograms(5)
+    with torch.no_grad():
+        probabilities = torch.stack([torch.softmax(member(x), dim=-1) for member in members])  # (3, 5, 8)
+        torch.testing.assert_close(torch.softmax(Ensemble(members)(x), dim=-1), probabilities.mean(dim=0))
+        torch.testing.assert_close(torch.softmax(Ensemble(members[:1])(x), dim=-1), probabilities[0])
+    assert count_parameters(Ensemble(members)) == 3 * count_parameters(members[0])
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([])

@@ -12,11 +12,11 @@ import soxr
 import torch
 
 from ser.audio import AudioError, FrontEndConfig, LogMel, load_audio, prepare
-from ser.bundle import BundleError, save_bundle
+from ser.bundle import BundleError, load_bundle, save_bundle
 from ser.corpora import EMOTIONS
 from ser.evaluation import predict_proba
 from ser.features import compute_features, load_split
-from ser.model import Classifier, ModelConfig
+from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import AudioParams, MelspecParams
 from ser.predict import (
     SILENT,
@@ -281,6 +281,31 @@ def test_model_files_that_cannot_be_used_raise_bundle_error(bundle_path, tmp_pat
     ):
         with pytest.raises(BundleError, match=problem):
             Predictor(path)
+
+
+def test_an_ensemble_bundle_rebuilds_its_members_and_a_version_1_bundle_still_loads(bundle_path, tmp_path):
+    one = load_bundle(bundle_path)
+    config = one.model_config
+    torch.manual_seed(1)
+    ensemble = Ensemble([one.model, Classifier(config).eval()])
+    path = tmp_path / "ensemble.pt"
+    save_bundle(path, ensemble, config, one.frontend, info={})
+    again = load_bundle(path)
+    assert isinstance(again.model, Ensemble) and len(again.model.members) == 2
+    x = torch.randn(3, config.n_mels, config.n_frames) * 10 - 40
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(x), ensemble(x))
+    payload = torch.load(bundle_path, weights_only=True)  # version 1: one "state_dict"
+    (payload["state_dict"],) = payload.pop("state_dicts")
+    payload["format_version"] = 1
+    torch.save(payload, tmp_path / "v1.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(load_bundle(tmp_path / "v1.pt").model(x), one.model(x))
+    payload = torch.load(path, weights_only=True)
+    payload["state_dicts"] = []
+    torch.save(payload, tmp_path / "empty.pt")
+    with pytest.raises(BundleError, match="does not match"):
+        load_bundle(tmp_path / "empty.pt")
 
 
 def test_batches_and_decoding_processes_do_not_change_the_answer(bundle_path, clips, long_signal, tmp_path):

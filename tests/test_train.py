@@ -11,7 +11,16 @@ from ser.corpora import EMOTIONS
 from ser.features import FeatureSplit
 from ser.model import ModelConfig
 from ser.params import TrainParams
-from ser.train import label_indices, mixup, sample_weights, selection_score, spec_augment, train_model
+from ser.plots import training_curves
+from ser.train import (
+    label_indices,
+    mixup,
+    sample_weights,
+    selection_score,
+    spec_augment,
+    train_ensemble,
+    train_model,
+)
 
 N_MELS, N_FRAMES = 64, 48
 
@@ -110,8 +119,12 @@ def test_averaged_weights_compete_with_single_epochs_on_validation():
     best_single = result.history["val_score"].max()
     average_score = selection_score({k: v for k, v in result.average_val.items() if k != "all"})
     assert result.averaged == (average_score > best_single)
+    kept = result.history.loc[result.history["kept"], "epoch"].tolist()
     if result.averaged:
         assert result.best_epoch == params.epochs and result.best_val == result.average_val
+        assert kept == [3, 4, 5]
+    else:
+        assert kept == [result.best_epoch]
     from ser.evaluation import predict_proba, scores
 
     probabilities = predict_proba(result.model, val.features, torch.device("cpu"))
@@ -157,6 +170,7 @@ def test_the_kept_weights_are_those_of_the_best_validation_epoch():
     result = train_model(train, val, tiny(), FAST, torch.device("cpu"))
     best_row = result.history.loc[result.history["val_score"].idxmax()]
     assert result.best_epoch == int(best_row["epoch"])
+    assert result.history.loc[result.history["kept"], "epoch"].tolist() == [result.best_epoch]
     assert result.best_val["all"]["ua"] == pytest.approx(best_row["val_ua"])
     from ser.evaluation import predict_proba, scores
 
@@ -168,3 +182,38 @@ def test_the_kept_weights_are_those_of_the_best_validation_epoch():
 def test_too_few_clips_for_a_batch_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than one batch"):
         train_model(synthetic_split(1, 0), synthetic_split(1, 1), tiny(), FAST, torch.device("cpu"))
+
+
+def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scores_their_mean(tmp_path):
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    params = dataclasses.replace(FAST, seed=3, members=2)
+    result = train_ensemble(train, val, tiny(), params, torch.device("cpu"))
+    assert len(result.members) == 2
+    for index, member in enumerate(result.members):
+        alone = train_model(train, val, tiny(), dataclasses.replace(params, seed=3 + index), torch.device("cpu"))
+        for a, b in zip(member.model.state_dict().values(), alone.model.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    from ser.evaluation import predict_proba, scores
+
+    mean = np.mean([predict_proba(m.model, val.features, torch.device("cpu")) for m in result.members], axis=0)
+    np.testing.assert_allclose(predict_proba(result.model, val.features, torch.device("cpu")), mean, atol=1e-5)
+    rescored = scores(val.table["emotion"], np.take(EMOTIONS, mean.argmax(axis=1)))
+    assert rescored["ua"] == pytest.approx(result.val["all"]["ua"])
+    assert list(result.history["member"]) == [1] * FAST.epochs + [2] * FAST.epochs
+    assert list(result.history["run_epoch"]) == list(range(1, 2 * FAST.epochs + 1))
+    training_curves(result.history, tmp_path / "curves.png")  # one line style per member
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_one_member_is_plain_training():
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    result = train_ensemble(train, val, tiny(), FAST, torch.device("cpu"))
+    alone = train_model(train, val, tiny(), FAST, torch.device("cpu"))
+    assert type(result.model) is type(alone.model) and result.val == alone.best_val
+    for a, b in zip(result.model.state_dict().values(), alone.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_an_ensemble_of_no_members_is_refused():
+    with pytest.raises(ValueError, match=r"train\.members"):
+        TrainParams(members=0)

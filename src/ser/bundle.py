@@ -12,10 +12,11 @@ import torch
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
 from ser.io import atomic_path
-from ser.model import Classifier, ModelConfig
+from ser.model import Classifier, Ensemble, ModelConfig
 
 FORMAT = "ser-model"
-FORMAT_VERSION = 1  # bump when the bundle's layout or the model's code changes incompatibly
+FORMAT_VERSION = 2  # bump when the bundle's layout or the model's code changes incompatibly
+READABLE_VERSIONS = (1, 2)  # 1: one Classifier's "state_dict"; 2: a list of them, "state_dicts" (an ensemble)
 
 
 class BundleError(ValueError):
@@ -24,7 +25,7 @@ class BundleError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Bundle:
-    model: Classifier  # in eval mode
+    model: Classifier | Ensemble  # in eval mode; an Ensemble when the bundle holds more than one member
     model_config: ModelConfig
     frontend: FrontEndConfig  # the features the model was trained on: prediction uses these, not params.yaml
     labels: tuple[str, ...]  # output index -> emotion
@@ -32,9 +33,11 @@ class Bundle:
 
 
 def save_bundle(
-    path: Path, model: torch.nn.Module, model_config: ModelConfig, frontend: FrontEndConfig, info: dict
+    path: Path, model: Classifier | Ensemble, model_config: ModelConfig, frontend: FrontEndConfig, info: dict
 ) -> None:
-    """Write the bundle atomically. Only tensors, strings, numbers, lists and dicts: loadable with weights_only."""
+    """Write the bundle atomically: the weights of each member (one, for a Classifier) and the config they
+    share. Only tensors, strings, numbers, lists and dicts: loadable with weights_only."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -42,7 +45,9 @@ def save_bundle(
         "model_config": dataclasses.asdict(model_config),
         "frontend": frontend.as_dict(),
         "info": info,
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "state_dicts": [
+            {name: tensor.detach().cpu() for name, tensor in member.state_dict().items()} for member in members
+        ],
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -67,17 +72,21 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
         raise BundleError(f"{path}: not a readable model file ({type(error).__name__}: {first_line})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BundleError(f"{path}: not a ser model bundle")
-    if payload.get("format_version") != FORMAT_VERSION:
+    if payload.get("format_version") not in READABLE_VERSIONS:
         raise BundleError(
-            f"{path}: model format version {payload.get('format_version')}, this ser reads {FORMAT_VERSION}; "
-            "retrain it with this version or use the ser version that made it"
+            f"{path}: model format version {payload.get('format_version')}, this ser reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; retrain it with this version or use the ser version that "
+            "made it"
         )
     try:
         model_config = ModelConfig(**payload["model_config"])
         frontend = FrontEndConfig.from_dict(payload["frontend"], f"{path}: frontend")
-        model = Classifier(model_config)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        state_dicts = payload["state_dicts"] if payload["format_version"] >= 2 else [payload["state_dict"]]
+        members = [Classifier(model_config) for _ in state_dicts]
+        for member, state_dict in zip(members, state_dicts, strict=True):
+            member.load_state_dict(state_dict)
+        model = members[0] if len(members) == 1 else Ensemble(members)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
         raise BundleError(f"{path}: the bundle does not match this version of ser ({error})") from error
     return Bundle(
         model=model.to(device).eval(),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -269,6 +270,22 @@ class Classifier(nn.Module):
         image = x.unsqueeze(1)  # (B, 1, n_mels, T)
         features = [self.square(image), self.wide(image), self.temporal(x)]  # (B, C_sq), (B, C_wd), (B, D)
         return self.head(torch.cat(features, dim=1))  # (B, n_classes)
+
+
+class Ensemble(nn.Module):
+    """Classifiers of one architecture trained from different seeds, averaged in probability:
+    x (B, n_mels, T) -> log of the members' mean class probabilities (B, n_classes). These are logits like a
+    Classifier's: their softmax is the mean of the members' softmaxes."""
+
+    def __init__(self, members: Sequence[Classifier]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        log_probs = torch.stack([F.log_softmax(member(x).float(), dim=-1) for member in self.members])  # (M, B, C)
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # (B, n_classes)
 
 
 def _init_weights(module: nn.Module) -> None:

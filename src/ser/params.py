@@ -102,9 +102,12 @@ class TrainParams:
     freq_mask_bands: int = 8  # ... each up to this many mel bands tall
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) weight that mixes each batch with itself shuffled; 0: off
     average_last: int = 0  # also try the mean weights of the last N epochs (all, if fewer); validation picks; 0: off
-    seed: int = 0  # initial weights, dropout, batch order, masks and mixup
+    seed: int = 0  # initial weights, dropout, batch order, masks and mixup (of the first member)
+    members: int = 1  # models trained from seeds seed, seed + 1, ...; their mean probability predicts
 
     def __post_init__(self) -> None:
+        if self.members < 1:
+            raise ParamsError(f"train.members must be at least 1 (one model, no ensemble), got {self.members}")
         if self.mixup < 0:
             raise ParamsError(f"train.mixup must be 0 (off) or a positive Beta alpha, got {self.mixup}")
         if self.average_last < 0:

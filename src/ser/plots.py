@@ -62,22 +62,35 @@ def spectrogram_examples(
 
 
 def training_curves(history: pd.DataFrame, path: Path) -> None:
-    """Loss (left) and accuracy / validation UA (right) per epoch, train and validation together."""
+    """Loss (left) and accuracy / validation UA (right) per epoch, train and validation together. An
+    ensemble's members (column `member`) share the colours, one line style each."""
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_axes.plot(history["epoch"], history["train_loss"], label="train (augmented, masked)")
-    loss_axes.plot(history["epoch"], history["val_loss"], label="val")
+    members = list(history.groupby("member")) if "member" in history else [(1, history)]
+    for index, (member, rows) in enumerate(members):
+        style = {"linestyle": ("-", "--", ":", "-.")[index % 4]}
+        hide = "" if index == 0 else "_"  # matplotlib leaves labels starting with "_" out of the legend
+        loss_axes.plot(rows["epoch"], rows["train_loss"], color="C0", label=hide + "train (augmented, masked)", **style)
+        loss_axes.plot(rows["epoch"], rows["val_loss"], color="C1", label=hide + "val", **style)
+        accuracy_axes.plot(rows["epoch"], rows["train_acc"], color="C0", label=hide + "train accuracy", **style)
+        accuracy_axes.plot(rows["epoch"], rows["val_acc"], color="C1", label=hide + "val accuracy (WA)", **style)
+        for colour, column in enumerate(c for c in rows.columns if c.startswith("val_ua_")):
+            label = hide + f"val UA, {column.removeprefix('val_ua_')}"
+            accuracy_axes.plot(rows["epoch"], rows[column], color=f"C{colour + 2}", label=label, **style)
+        selection = "val score (model selection)" + (f", member {member}" if len(members) > 1 else "")
+        accuracy_axes.plot(rows["epoch"], rows["val_score"], color="k", label=selection, **style)
+        kept = rows.loc[rows["kept"], "epoch"]  # one epoch, or the span of averaged weights
+        where = f"epoch {kept.min()}" if len(kept) == 1 else f"mean of epochs {kept.min()}-{kept.max()}"
+        if len(members) > 1:
+            where += f", member {member}"
+        if len(kept) == 1:
+            accuracy_axes.axvline(kept.min(), color="grey", label=f"weights kept: {where}", **style)
+        else:
+            accuracy_axes.axvspan(kept.min(), kept.max(), color="grey", alpha=0.15, label=f"weights kept: {where}")
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    accuracy_axes.plot(history["epoch"], history["train_acc"], label="train accuracy")
-    accuracy_axes.plot(history["epoch"], history["val_acc"], label="val accuracy (WA)")
-    for column in [c for c in history.columns if c.startswith("val_ua_")]:
-        accuracy_axes.plot(history["epoch"], history[column], label=f"val UA, {column.removeprefix('val_ua_')}")
-    accuracy_axes.plot(history["epoch"], history["val_score"], "k--", label="val score (model selection)")
-    best = history.loc[history["val_score"].idxmax()]
-    accuracy_axes.axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {int(best['epoch'])}")
     accuracy_axes.set(xlabel="epoch", ylabel="fraction", title="accuracy", ylim=(0, 1))
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
-        axes.legend()
+        axes.legend(fontsize="small")
     save_figure(figure, path)
 
 

@@ -16,20 +16,47 @@ from tqdm import tqdm
 from ser.corpora import EMOTIONS
 from ser.evaluation import predict_proba, scores_by_corpus
 from ser.features import FeatureSplit
-from ser.model import Classifier, ModelConfig
+from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import TrainParams
 
 
 @dataclasses.dataclass
 class TrainResult:
     model: Classifier  # with the weights of the best epoch (by validation UA), in eval mode
-    history: pd.DataFrame  # one row per epoch: losses, accuracies, validation UA, learning rate, seconds
+    history: pd.DataFrame  # one row per epoch: losses, accuracies, validation UA, learning rate, seconds, and
+    # `kept`: the epoch whose weights were kept (or, with `averaged`, every epoch of the average)
     best_epoch: int  # the epoch whose weights were kept; with `averaged`, the last epoch of the average
     best_val: dict  # `scores_by_corpus` on the validation split of the kept weights
     averaged: bool  # the kept weights are the mean of the last `average_last` epochs', not one epoch's
     average_val: dict | None  # `scores_by_corpus` of the averaged weights on validation (None: not tried)
     seconds: float  # wall time of the whole training loop, validation included
     train_clips_per_s: float  # training steps only: forward + backward + optimiser step
+    seed: int  # the seed it was trained from
+
+    def summary(self, params: TrainParams) -> dict:
+        """For metrics/train.json: the seed, which weights were kept, and validation UA per corpus."""
+        weights = f"epoch {self.best_epoch}"
+        if self.averaged:
+            weights = f"mean of epochs {params.first_averaged_epoch}-{params.epochs}"
+        summary = {
+            "seed": self.seed,
+            "best_epoch": self.best_epoch,
+            "weights": weights,
+            "val_ua": {name: scores["ua"] for name, scores in self.best_val.items()},
+        }
+        if self.average_val is not None:
+            summary["val_ua_of_average"] = {name: scores["ua"] for name, scores in self.average_val.items()}
+        return summary
+
+
+@dataclasses.dataclass
+class EnsembleResult:
+    model: Classifier | Ensemble  # the one member, or the Ensemble of all members' kept weights; in eval mode
+    members: list[TrainResult]  # one per member, in seed order
+    val: dict  # `scores_by_corpus` of `model` on the validation split
+    history: pd.DataFrame  # the members' histories one after the other, with columns `member` and `run_epoch`
+    seconds: float  # all members' training
+    train_clips_per_s: float  # training steps of all members together
 
 
 def label_indices(emotions: pd.Series) -> torch.Tensor:
@@ -166,7 +193,7 @@ def train_model(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     # running mean of the weights over the last `average_last` epochs (stochastic weight averaging)
-    averaged = torch.optim.swa_utils.AveragedModel(model, use_buffers=False)
+    averaged = torch.optim.swa_utils.AveragedModel(model, use_buffers=False) if params.average_last else None
     history, best_state, best_val, best_score, best_epoch = [], None, {}, -math.inf, 0
     step_seconds, started = 0.0, time.perf_counter()
     epochs = tqdm(range(1, params.epochs + 1), desc="train", unit="epoch")
@@ -190,7 +217,7 @@ def train_model(
             seen += len(index)
         step_seconds += time.perf_counter() - epoch_start
 
-        if params.average_last and epoch >= params.first_averaged_epoch:
+        if averaged is not None and epoch >= params.first_averaged_epoch:
             averaged.update_parameters(model)
         val_scores, score, val_loss = validation_scores(model, val, y_val, device)
         history.append(
@@ -213,7 +240,7 @@ def train_model(
         epochs.set_postfix(loss=f"{loss_sum / seen:.3f}", val_score=f"{score:.3f}", best=best_epoch)
 
     average_val, is_averaged = None, False
-    if params.average_last:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
+    if averaged is not None:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
         batches = (x_train[i : i + params.batch_size].to(device) for i in range(0, len(x_train), params.batch_size))
         torch.optim.swa_utils.update_bn(batches, averaged, device)
         average_val, average_score, _ = validation_scores(averaged.module, val, y_val, device)
@@ -226,13 +253,51 @@ def train_model(
             )
             is_averaged = True
     model.load_state_dict(best_state)
+    history = pd.DataFrame(history)
+    history["kept"] = history["epoch"] >= params.first_averaged_epoch if is_averaged else history["epoch"] == best_epoch
     return TrainResult(
         model=model.eval(),
-        history=pd.DataFrame(history),
+        history=history,
         best_epoch=best_epoch,
         best_val=best_val,
         averaged=is_averaged,
         average_val=average_val,
         seconds=time.perf_counter() - started,
         train_clips_per_s=params.epochs * n_batches * params.batch_size / step_seconds,
+        seed=params.seed,
+    )
+
+
+def train_ensemble(
+    train: FeatureSplit,
+    val: FeatureSplit,
+    model_config: ModelConfig,
+    params: TrainParams,
+    device: torch.device,
+) -> EnsembleResult:
+    """Train `params.members` Classifiers with `train_model`, from seeds params.seed, params.seed + 1, ...;
+    each keeps its own weights chosen on validation. Several members predict together with the mean of their
+    probabilities (an Ensemble). With one member this is `train_model` alone."""
+    members = []
+    for index in range(params.members):
+        if params.members > 1:
+            print(f"train: member {index + 1} of {params.members}, seed {params.seed + index}")
+        member_params = dataclasses.replace(params, seed=params.seed + index)
+        members.append(train_model(train, val, model_config, member_params, device))
+    model = members[0].model if len(members) == 1 else Ensemble([member.model for member in members]).eval()
+    val_scores = members[0].best_val
+    if len(members) > 1:
+        val_scores, _, _ = validation_scores(model, val, label_indices(val.table["emotion"]).numpy(), device)
+    history = pd.concat(
+        [member.history.assign(member=index + 1) for index, member in enumerate(members)], ignore_index=True
+    )
+    history["run_epoch"] = np.arange(1, len(history) + 1)  # epochs trained so far, counting all members
+    return EnsembleResult(
+        model=model,
+        members=members,
+        val=val_scores,
+        history=history,
+        seconds=sum(member.seconds for member in members),
+        # every member trains on as many clips: the overall rate is the harmonic mean of the members' rates
+        train_clips_per_s=len(members) / sum(1 / member.train_clips_per_s for member in members),
     )

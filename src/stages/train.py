@@ -1,5 +1,6 @@
-"""train: fit the classifier on the training split, keep the epoch with the best validation UA, and save
-a self-contained bundle (weights, model config, labels, front-end settings)."""
+"""train: fit the classifier (train.members of them, from successive seeds) on the training split, keep each
+one's weights of the best validation score, and save a self-contained bundle (weights, model config, labels,
+front-end settings)."""
 
 import dataclasses
 
@@ -11,7 +12,7 @@ from ser.model import ModelConfig, count_parameters
 from ser.params import ModelParams, TrainParams, load_section
 from ser.plots import training_curves
 from ser.stage import stage_args
-from ser.train import train_model
+from ser.train import train_ensemble
 
 
 def main(argv=None) -> None:
@@ -21,18 +22,14 @@ def main(argv=None) -> None:
     frontend = load_frontend(args.features)
     config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames)
     device = pick_device()
-    result = train_model(load_split(args.features, "train"), load_split(args.features, "val"), config, params, device)
+    result = train_ensemble(
+        load_split(args.features, "train"), load_split(args.features, "val"), config, params, device
+    )
     summary = {
         "model_size": model_params.size,
-        "parameters": count_parameters(result.model),
-        "best_epoch": result.best_epoch,
-        "weights": (
-            f"mean of epochs {params.first_averaged_epoch}-{params.epochs}"
-            if result.averaged
-            else f"epoch {result.best_epoch}"
-        ),
-        "val": result.best_val,
-        **({"val_of_average": result.average_val} if result.average_val is not None else {}),
+        "parameters": count_parameters(result.model),  # all members together
+        "members": {str(index + 1): member.summary(params) for index, member in enumerate(result.members)},
+        "val": result.val,  # of the model as saved: the mean of the members' probabilities
         "train_minutes": round(result.seconds / 60, 2),
         "train_clips_per_s": round(result.train_clips_per_s, 1),
         "device": device.type,
@@ -42,8 +39,9 @@ def main(argv=None) -> None:
     write_csv(result.history.round(5), args.history)
     training_curves(result.history, args.curves)
     write_json(summary, args.metrics)
-    val_uas = ", ".join(f"{name} {scores['ua']:.3f}" for name, scores in result.best_val.items())
-    print(f"train: kept the weights of {summary['weights']}, validation UA {val_uas}; {summary['train_minutes']} min")
+    kept = "; ".join(f"member {index}: {member['weights']}" for index, member in summary["members"].items())
+    val_uas = ", ".join(f"{name} {scores['ua']:.3f}" for name, scores in result.val.items())
+    print(f"train: kept {kept}; validation UA {val_uas}; {summary['train_minutes']} min")
 
 
 if __name__ == "__main__":
