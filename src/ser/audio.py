@@ -74,17 +74,22 @@ TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: RMS over 12
 def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
     """Cut leading and trailing audio more than `top_db` dB below the clip's peak frame.
 
-    librosa.effects.trim(samples, top_db=top_db), step for step (centred RMS frames of TRIM_FRAME samples
-    every TRIM_HOP, 20 log10 with librosa's 1e-5 floor, relative to the loudest frame); tests check it
-    equals librosa. Written out because importing librosa.effects and compiling its numba code costs
-    several seconds in every process that trims: each `ser predict`, each melspec and augment worker.
+    librosa.effects.trim(samples, top_db=top_db): the same centred RMS frames of TRIM_FRAME samples every
+    TRIM_HOP, 20 log10 with librosa's 1e-5 floor, relative to the loudest frame; tests check it equals
+    librosa on real clips. Each frame's energy is summed from TRIM_FRAME / TRIM_HOP blocks of TRIM_HOP
+    squared samples, so every sample is squared once instead of once per overlapping frame (3-4x faster;
+    the sums may differ from librosa's in the last bit, which did not move a cut on any clip of either corpus).
+    Written out because importing librosa.effects and compiling its numba code costs several seconds in
+    every process that trims: each `ser predict`, each melspec and augment worker.
     An all-silent clip (nothing above the threshold) is returned whole.
     """
     if top_db is None:
         return samples
-    padded = np.pad(samples, TRIM_FRAME // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, TRIM_FRAME)[::TRIM_HOP]  # (n_frames, TRIM_FRAME)
-    rms = np.sqrt(np.mean(np.abs(frames) ** 2, axis=-1))  # (n_frames,)
+    n_frames = 1 + samples.shape[-1] // TRIM_HOP  # as librosa frames the signal padded by TRIM_FRAME // 2 a side
+    padded = np.pad(samples, (TRIM_FRAME // 2, TRIM_FRAME // 2 + TRIM_HOP))  # + a hop: whole blocks to the end
+    blocks = np.square(padded[: padded.shape[-1] // TRIM_HOP * TRIM_HOP]).reshape(-1, TRIM_HOP).sum(axis=1)
+    energy = sum(blocks[i : i + n_frames] for i in range(TRIM_FRAME // TRIM_HOP))  # (n_frames,)
+    rms = np.sqrt(energy / TRIM_FRAME)
     db = 20.0 * np.log10(np.maximum(1e-5, rms))
     loud = np.flatnonzero(db - db.max() > -top_db)
     if loud.size == 0:
