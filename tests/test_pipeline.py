@@ -136,9 +136,9 @@ def test_data_half_runs_end_to_end_and_is_incremental(project):
 @pytest.mark.slow
 def test_model_half_trains_evaluates_and_experiments_compare(project, mirror):
     root, env = project
-    set_params(root, **{"model.size": "small", "train.epochs": 2, "train.batch_size": 16})
+    set_params(root, **{"model.size": "small", "train.epochs": 2, "train.batch_size": 16, "train.members": 2})
     run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "small model, two epochs"], root, env)
+    run(["git", "commit", "-qm", "small model, two epochs, two members"], root, env)
     output = run(["dvc", "repro"], root, env)
     assert "Running stage 'train'" in output and "Running stage 'evaluate'" in output
     assert "Running stage 'melspec'" not in output  # the data half is cached from the test above
@@ -152,7 +152,10 @@ def test_model_half_trains_evaluates_and_experiments_compare(project, mirror):
     assert results["all"]["clips"] == len(test_clips)
     assert results["ravdess"]["clips"] == int((test_clips["corpus"] == "ravdess").sum())
     history = pd.read_csv(root / "plots" / "training.csv")
-    assert history["epoch"].tolist() == [1, 2]
+    assert history["epoch"].tolist() == [1, 2, 1, 2]  # two members, one after the other
+    assert history["member"].tolist() == [1, 1, 2, 2] and history["run_epoch"].tolist() == [1, 2, 3, 4]
+    trained = json.loads((root / "metrics" / "train.json").read_text())
+    assert [member["seed"] for member in trained["members"].values()] == [0, 1]
     for png in ("training.png", "confusion.png"):
         assert (root / "plots" / png).stat().st_size > 10_000
     evaluated = pd.read_csv(root / "plots" / "predictions.csv")
