@@ -45,7 +45,7 @@ def _load_prepared(path: str, prepared: bool, frontend: FrontEndConfig) -> np.nd
 
 @functools.cache
 def _logmel(frontend: FrontEndConfig) -> LogMel:
-    """One LogMel module per process and config (filters and window are built once)."""
+    """One LogMel module per config, shared by the pool's threads (filters and window are built once)."""
     return LogMel(frontend)
 
 

@@ -23,6 +23,9 @@ default: drawing random masks for large activations costs more on CPU than the l
 Presets live in one table, PRESETS; `build_model(size, n_mels, n_frames)` picks one. A ModelConfig is
 plain data: `dataclasses.asdict(config)`, saved with the weights, rebuilds the model with
 `Classifier(ModelConfig(**saved))` (lists read back from JSON/YAML are turned into tuples again).
+
+An Ensemble holds several Classifiers of one config (trained from different seeds, `train.members`) and
+predicts the mean of their probabilities; its output is used wherever a Classifier's logits are.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def _to_tuple(value: Any) -> Any:
 
 # All model sizes, in one table. The names 2M..32M are the trainable parameter counts (+-10%, checked by
 # tests/test_model.py); "tiny" is for tests, "small" (the default) for CPU training: pooled stems and
-# 128 ms tokens make it 1.7x faster to train than the dataclass defaults above at about the same parameter
+# 128 ms tokens make it 1.6x faster to train than the dataclass defaults above at about the same parameter
 # count (benchmarks/run.py measures both). Going up, the parameters go mostly where they are cheap: the
 # Transformer, the last (smallest) CNN stages, and the dense head.
 # fmt: off

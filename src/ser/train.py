@@ -284,9 +284,10 @@ def train_ensemble(
             print(f"train: member {index + 1} of {params.members}, seed {params.seed + index}")
         member_params = dataclasses.replace(params, seed=params.seed + index)
         members.append(train_model(train, val, model_config, member_params, device))
-    model = members[0].model if len(members) == 1 else Ensemble([member.model for member in members]).eval()
-    val_scores = members[0].best_val
-    if len(members) > 1:
+    if len(members) == 1:
+        model, val_scores = members[0].model, members[0].best_val
+    else:
+        model = Ensemble([member.model for member in members]).eval()
         val_scores, _, _ = validation_scores(model, val, label_indices(val.table["emotion"]).numpy(), device)
     history = pd.concat(
         [member.history.assign(member=index + 1) for index, member in enumerate(members)], ignore_index=True

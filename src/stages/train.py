@@ -1,6 +1,6 @@
-"""train: fit the classifier (train.members of them, from successive seeds) on the training split, keep each
-one's weights of the best validation score, and save a self-contained bundle (weights, model config, labels,
-front-end settings)."""
+"""train: fit `train.members` classifiers (from successive seeds) on the training split, keep for each the
+weights with the best validation score, and save them as one self-contained bundle (weights, model config,
+labels, front-end settings)."""
 
 import dataclasses
 
