@@ -1,4 +1,4 @@
-"""The feature store: every clip decoded once, log-mels batched in worker processes, rows in their split's place."""
+"""The feature store: every clip decoded once, log-mels batched in worker threads, rows in their split's place."""
 
 import numpy as np
 import pandas as pd
