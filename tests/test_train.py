@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ser.corpora import EMOTIONS
+from ser.evaluation import predict_proba, scores
 from ser.features import FeatureSplit
 from ser.model import ModelConfig
 from ser.params import TrainParams
@@ -125,8 +126,6 @@ def test_averaged_weights_compete_with_single_epochs_on_validation():
         assert kept == [3, 4, 5]
     else:
         assert kept == [result.best_epoch]
-    from ser.evaluation import predict_proba, scores
-
     probabilities = predict_proba(result.model, val.features, torch.device("cpu"))
     rescored = scores(val.table["emotion"], np.take(EMOTIONS, probabilities.argmax(axis=1)))
     assert rescored["ua"] == pytest.approx(result.best_val["all"]["ua"])
@@ -172,8 +171,6 @@ def test_the_kept_weights_are_those_of_the_best_validation_epoch():
     assert result.best_epoch == int(best_row["epoch"])
     assert result.history.loc[result.history["kept"], "epoch"].tolist() == [result.best_epoch]
     assert result.best_val["all"]["ua"] == pytest.approx(best_row["val_ua"])
-    from ser.evaluation import predict_proba, scores
-
     probabilities = predict_proba(result.model, val.features, torch.device("cpu"))
     rescored = scores(val.table["emotion"], np.take(EMOTIONS, probabilities.argmax(axis=1)))
     assert rescored["ua"] == pytest.approx(result.best_val["all"]["ua"])
@@ -193,8 +190,6 @@ def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scor
         alone = train_model(train, val, tiny(), dataclasses.replace(params, seed=3 + index), torch.device("cpu"))
         for a, b in zip(member.model.state_dict().values(), alone.model.state_dict().values(), strict=True):
             assert torch.equal(a, b)
-    from ser.evaluation import predict_proba, scores
-
     mean = np.mean([predict_proba(m.model, val.features, torch.device("cpu")) for m in result.members], axis=0)
     np.testing.assert_allclose(predict_proba(result.model, val.features, torch.device("cpu")), mean, atol=1e-5)
     rescored = scores(val.table["emotion"], np.take(EMOTIONS, mean.argmax(axis=1)))
