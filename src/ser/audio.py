@@ -86,8 +86,11 @@ def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
     if top_db is None:
         return samples
     n_frames = 1 + samples.shape[-1] // TRIM_HOP  # as librosa frames the signal padded by TRIM_FRAME // 2 a side
-    padded = np.pad(samples, (TRIM_FRAME // 2, TRIM_FRAME // 2 + TRIM_HOP))  # + a hop: whole blocks to the end
-    blocks = np.square(padded[: padded.shape[-1] // TRIM_HOP * TRIM_HOP]).reshape(-1, TRIM_HOP).sum(axis=1)
+    # squares of the signal padded by TRIM_FRAME // 2 a side, and zeros up to whole blocks of TRIM_HOP
+    n_blocks = -(-(samples.shape[-1] + TRIM_FRAME) // TRIM_HOP)
+    squares = np.zeros(n_blocks * TRIM_HOP, dtype=samples.dtype)
+    np.square(samples, out=squares[TRIM_FRAME // 2 : TRIM_FRAME // 2 + samples.shape[-1]])
+    blocks = squares.reshape(n_blocks, TRIM_HOP).sum(axis=1)
     energy = sum(blocks[i : i + n_frames] for i in range(TRIM_FRAME // TRIM_HOP))  # (n_frames,)
     rms = np.sqrt(energy / TRIM_FRAME)
     db = 20.0 * np.log10(np.maximum(1e-5, rms))
@@ -101,7 +104,9 @@ def pad_or_trim(samples: np.ndarray, n_samples: int) -> np.ndarray:
     """Zero-pad at the end, or cut the end, to exactly `n_samples` samples."""
     if samples.shape[-1] >= n_samples:
         return samples[..., :n_samples]
-    return np.pad(samples, [(0, 0)] * (samples.ndim - 1) + [(0, n_samples - samples.shape[-1])])
+    padded = np.zeros((*samples.shape[:-1], n_samples), dtype=samples.dtype)  # cheaper than np.pad's generality
+    padded[..., : samples.shape[-1]] = samples
+    return padded
 
 
 def prepare(samples: np.ndarray, audio: AudioParams) -> np.ndarray:
