@@ -72,3 +72,11 @@ def test_a_copy_of_the_wrong_length_names_the_file_and_leaves_no_output(corpus, 
         compute_features(table, tmp_path / "features", FRONTEND, workers=2)
     assert bad.endswith("clip00__aug1.flac")
     assert not (tmp_path / "features").exists()
+
+
+def test_a_table_whose_rows_are_not_numbered_in_order_is_refused_before_any_output(corpus):
+    table, tmp_path = corpus
+    gapped = table.assign(row=table["row"].where(table["split"] != "val", table["row"] * 2))  # val rows 0, 2, 4, ...
+    with pytest.raises(ValueError, match=r"val rows .* not numbered"):
+        compute_features(gapped, tmp_path / "features", FRONTEND, workers=2)
+    assert not (tmp_path / "features").exists()
