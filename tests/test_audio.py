@@ -3,6 +3,7 @@
 import dataclasses
 
 import librosa
+import miniaudio
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,6 +13,7 @@ from ser.audio import (
     AudioError,
     FrontEndConfig,
     LogMel,
+    _decode_whole_flac,
     clip_samples,
     load_audio,
     log_mel_spectrogram,
@@ -213,6 +215,43 @@ def test_load_audio_mixes_down_and_resamples(tmp_path):
     assert from_stereo.dtype == np.float32
     # Same tone either way, up to resampler edge effects.
     assert np.max(np.abs(from_stereo[200:-200] - reference[200:-200])) < 0.01
+
+
+def test_flac_decodes_to_libsndfiles_samples_bit_for_bit(mirror, tmp_path):
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-0.9, 0.9, size=(SR // 2, 2)).astype(np.float32)
+    sf.write(tmp_path / "stereo24.flac", noise, 44100, subtype="PCM_24")
+    sf.write(tmp_path / "mono16.flac", noise[:, 0], SR, subtype="PCM_16")
+    files = [tmp_path / "stereo24.flac", tmp_path / "mono16.flac"]
+    files += sorted(mirror.glob("*/**/*.flac"))[::400]
+    assert len(files) > 10
+    for path in files:
+        fast = _decode_whole_flac(path)
+        assert fast is not None, path  # dr_flac took it: the fast path is the one tested
+        expected, rate = sf.read(path, dtype="float32")
+        assert fast[1] == rate and np.array_equal(fast[0], expected), path
+        assert np.array_equal(load_audio(path, rate), expected if expected.ndim == 1 else expected.mean(axis=1))
+
+
+def test_truncated_or_corrupt_flac_is_refused_although_dr_flac_decodes_part_of_it(mirror, tmp_path):
+    whole = (mirror / "ravdess" / "Actor_01" / "03-01-01-01-01-01-01.flac").read_bytes()
+    truncated, corrupt = tmp_path / "truncated.flac", tmp_path / "corrupt.flac"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    corrupt.write_bytes(whole[: len(whole) // 2] + bytes(4096) + whole[len(whole) // 2 + 4096 :])
+    for path in (truncated, corrupt):
+        declared = miniaudio.flac_get_file_info(str(path)).num_frames
+        assert 0 < miniaudio.flac_read_file_f32(str(path)).num_frames < declared  # dr_flac alone would pass it
+        assert _decode_whole_flac(path) is None
+        with pytest.raises(AudioError, match="cannot decode") as error:
+            load_audio(path, SR)
+        assert str(path) in str(error.value)
+
+
+def test_a_flac_name_on_other_audio_is_decoded_by_libsndfile(tmp_path):
+    path = tmp_path / "really_a_wav.flac"
+    sf.write(path, tone(440.0), SR, format="WAV")
+    assert _decode_whole_flac(path) is None
+    assert np.array_equal(load_audio(path, SR), sf.read(path, dtype="float32")[0])
 
 
 @pytest.mark.parametrize(
