@@ -67,6 +67,8 @@ class Budget:
     min_timed_steps: int  # at least this many timed steps, however slow the preset
     skipped_presets: tuple[str, ...]  # presets left out of the training section
     matmul_s: float  # s of matmuls per peak measurement (one before the presets, one after)
+    alternating_rounds: int  # rounds of default preset, then small@v1, for their ratio
+    alternating_round_s: float  # s of training steps per preset per round
     inference_repeats: int  # timed runs of the predictor and of the CLI; the best of each is reported
     dvc_repeats: int  # runs of `dvc status` (and of a no-op `dvc repro`); the median is reported
 
@@ -79,6 +81,8 @@ BUDGETS: dict[str, Budget] = {
         min_timed_steps=2,
         skipped_presets=(),
         matmul_s=3.0,
+        alternating_rounds=5,
+        alternating_round_s=3.0,
         inference_repeats=2,
         dvc_repeats=3,
     ),
@@ -89,6 +93,8 @@ BUDGETS: dict[str, Budget] = {
         min_timed_steps=1,
         skipped_presets=("16M", "32M"),
         matmul_s=0.3,
+        alternating_rounds=1,
+        alternating_round_s=0.3,
         inference_repeats=1,
         dvc_repeats=1,
     ),
@@ -317,11 +323,18 @@ def count_flops(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Ten
     return forward_flops, step_flops
 
 
-def preset_throughput(name: str, config: ModelConfig, params: TrainParams, budget: Budget) -> dict:
-    """Training samples/s of one model config on random inputs of the feature shape, and its FLOPs per sample.
+@dataclasses.dataclass(frozen=True)
+class TrainingStep:
+    """One model's training step on fixed random inputs of the feature shape, and its FLOPs per batch of
+    FLOP_COUNT_BATCH (train mode)."""
 
-    Each step is what ser.train.train_model does per batch: spec_augment, then ser.train.train_step.
-    """
+    step: Callable[[], None]  # what ser.train.train_model does per batch: spec_augment, then train_step
+    parameters: int
+    forward_flops: int
+    step_flops: int  # forward + backward
+
+
+def training_step(config: ModelConfig, params: TrainParams) -> TrainingStep:
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     model = Classifier(config).train()
@@ -342,22 +355,58 @@ def preset_throughput(name: str, config: ModelConfig, params: TrainParams, budge
         batch = spec_augment(inputs, params, generator)
         train_step(model, optimizer, batch, targets, weights, params.label_smoothing, autocast)
 
-    warmup_seconds = [timed(step)[0] for _ in range(budget.warmup_steps)]
+    return TrainingStep(step, count_parameters(model), forward_flops, step_flops)
+
+
+def preset_throughput(name: str, config: ModelConfig, params: TrainParams, budget: Budget) -> dict:
+    """Training samples/s of one model config on random inputs of the feature shape, and its FLOPs per sample."""
+    bench = training_step(config, params)
+    warmup_seconds = [timed(bench.step)[0] for _ in range(budget.warmup_steps)]
     n_steps = budget.min_timed_steps
     if warmup_seconds:  # scale the timed steps to the target time by the fastest warm-up step
         n_steps = max(n_steps, round(budget.train_target_s / min(warmup_seconds)))
-    seconds, _ = timed(lambda: [step() for _ in range(n_steps)])
+    seconds, _ = timed(lambda: [bench.step() for _ in range(n_steps)])
     samples_per_s = n_steps * params.batch_size / seconds
     return {
         "preset": name,
-        "parameters": count_parameters(model),
+        "parameters": bench.parameters,
         "batch_size": params.batch_size,
         "timed_steps": n_steps,
         "seconds": seconds,
         "samples_per_s": samples_per_s,
-        "forward_gflop_per_sample": forward_flops / FLOP_COUNT_BATCH / GIGA,
-        "forward_backward_gflop_per_sample": step_flops / FLOP_COUNT_BATCH / GIGA,
-        "achieved_gflop_per_s": step_flops / FLOP_COUNT_BATCH * samples_per_s / GIGA,
+        "forward_gflop_per_sample": bench.forward_flops / FLOP_COUNT_BATCH / GIGA,
+        "forward_backward_gflop_per_sample": bench.step_flops / FLOP_COUNT_BATCH / GIGA,
+        "achieved_gflop_per_s": bench.step_flops / FLOP_COUNT_BATCH * samples_per_s / GIGA,
+    }
+
+
+def samples_per_s_for(step: Callable[[], None], batch_size: int, seconds: float) -> float:
+    """Training samples/s of whole steps run back to back for about `seconds` (at least one step)."""
+    steps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or steps == 0:
+        step()
+        steps += 1
+    return steps * batch_size / elapsed
+
+
+def alternating_speedup(default: ModelConfig, baseline: ModelConfig, params: TrainParams, budget: Budget) -> dict:
+    """Samples/s of `default` over `baseline`, timed in alternating rounds so that both see the same machine
+    (the per-preset rows time them minutes apart, and this machine's speed drifts in between)."""
+    steps = [training_step(config, params).step for config in (default, baseline)]
+    for step in steps:  # warm-up: thread pool, kernel selection, optimiser state
+        step()
+    rounds = []
+    for _ in range(budget.alternating_rounds):
+        rates = [samples_per_s_for(step, params.batch_size, budget.alternating_round_s) for step in steps]
+        rounds.append(
+            {"default_samples_per_s": rates[0], "baseline_samples_per_s": rates[1], "ratio": rates[0] / rates[1]}
+        )
+    ratios = [r["ratio"] for r in rounds]
+    return {
+        "median_ratio": statistics.median(ratios),
+        "min_ratio": min(ratios),
+        "max_ratio": max(ratios),
+        "rounds": rounds,
     }
 
 
@@ -391,14 +440,20 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
         f"practical peak = max = {peak:.1f} GFLOP/s"
     )
     by_name = {row["preset"]: row for row in rows}
-    speedup = None
+    speedup, alternating = None, None
     if default_size in by_name:  # not when --quick skips it
         speedup = by_name[default_size]["samples_per_s"] / by_name[BASELINE_NAME]["samples_per_s"]
-        print(f"default preset {default_size!r} against {BASELINE_NAME}: {speedup:.2f}x the training samples/s")
+        alternating = alternating_speedup(configs[default_size], configs[BASELINE_NAME], params, budget)
+        print(
+            f"default preset {default_size!r} against {BASELINE_NAME}: {speedup:.2f}x the training samples/s from "
+            f"the rows; {alternating['median_ratio']:.2f}x median of {budget.alternating_rounds} alternating rounds "
+            f"({alternating['min_ratio']:.2f}-{alternating['max_ratio']:.2f}x)"
+        )
     return {
         "rows": rows,
         "default_preset": default_size,
         f"speedup_default_over_{BASELINE_NAME}": speedup,
+        f"speedup_default_over_{BASELINE_NAME}_alternating": alternating,
         "skipped_presets": list(budget.skipped_presets),
         "matmul_gflop_per_s_before": matmul_before,
         "matmul_gflop_per_s_after": matmul_after,
@@ -409,7 +464,9 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
             f"elementwise ops are not counted), {budget.warmup_steps} "
             f"warm-up step(s), then a number of steps scaled to about {budget.train_target_s} s; each step is "
             "spec_augment + forward + label-smoothed cross-entropy + backward + AdamW, on random dB inputs; "
-            f"practical peak = the faster of two {MATMUL_SIZE}^3 fp32 torch.mm runs (before and after the presets)"
+            f"practical peak = the faster of two {MATMUL_SIZE}^3 fp32 torch.mm runs (before and after the presets); "
+            f"alternating: {budget.alternating_rounds} rounds of about {budget.alternating_round_s} s of steps of the "
+            f"default preset, then as long of {BASELINE_NAME}, after one warm-up step each"
         ),
     }
 
