@@ -78,7 +78,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """
     flac = _decode_whole_flac(path) if Path(path).suffix.lower() == ".flac" else None
     try:
-        samples, native_rate = flac or sf.read(path, dtype="float32")  # (n,) mono, or (n, channels)
+        samples, native_rate = flac if flac is not None else sf.read(path, dtype="float32")  # (n,) or (n, channels)
     except (sf.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{path}: cannot decode audio ({error})") from error
     if samples.size == 0:
@@ -203,7 +203,7 @@ class LogMel(torch.nn.Module):
             x = emphasised
         # torch.stft(center=True, pad_mode="constant") step by step, bit for bit, but with the frequency axis
         # last: FFTs of contiguous frames, and the mel product over contiguous rows (torch.stft's (B, F, T)
-        # layout costs about a fifth more on the CPU).
+        # layout cost 4-19% more on the CPU at batches of 8 and 4 clips).
         half = config.n_fft // 2
         frames = torch.nn.functional.pad(x, (half, half)).unfold(-1, config.n_fft, config.hop_length)  # (B, T, n_fft)
         spectrum = torch.fft.rfft(frames * self.window)  # (B, n_frames, n_fft//2 + 1)

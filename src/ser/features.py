@@ -63,9 +63,9 @@ def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfi
 
     Each clip is decoded once. Each split's clips go in batches of BATCH_CLIPS consecutive rows to `workers`
     threads; a thread decodes and prepares its batch, turns it into log-mels in one batched STFT and writes
-    them straight into the split's memory-mapped array (libsndfile, numpy and torch release the GIL, so threads
-    share out the cores without the start-up and pickling of worker processes, and no rows pass through this
-    thread). The folder appears under its final name only when complete.
+    them straight into the split's memory-mapped array (dr_flac, libsndfile, numpy and torch release the GIL,
+    so threads share out the cores without the start-up and pickling of worker processes, and no rows pass
+    through this thread). The folder appears under its final name only when complete.
     """
     batches = []  # (split, first row, [(file, prepared), ...]): consecutive rows of one split
     for split, rows in table.sort_values("row").groupby("split", sort=False):
