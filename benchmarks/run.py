@@ -111,6 +111,15 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def calls_per_s(fn: Callable[[], object], seconds: float) -> float:
+    """Calls of `fn` per second, back to back for about `seconds` (at least one call)."""
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or calls == 0:
+        fn()
+        calls += 1
+    return calls / elapsed
+
+
 def console_script(name: str) -> list[str]:
     """The command of a console script installed beside this Python (the venv's `ser`, `dvc`)."""
     script = Path(sys.executable).parent / name
@@ -287,11 +296,7 @@ def matmul_gflop_per_s(seconds: float, size: int = MATMUL_SIZE) -> float:
     a = torch.randn(size, size, generator=generator)
     b = torch.randn(size, size, generator=generator)
     torch.mm(a, b)  # warm-up: thread pool and kernel selection
-    calls, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds or calls == 0:
-        torch.mm(a, b)
-        calls += 1
-    return 2 * size**3 * calls / elapsed / GIGA
+    return 2 * size**3 * calls_per_s(lambda: torch.mm(a, b), seconds) / GIGA
 
 
 def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -358,9 +363,8 @@ def training_step(config: ModelConfig, params: TrainParams) -> TrainingStep:
     return TrainingStep(step, count_parameters(model), forward_flops, step_flops)
 
 
-def preset_throughput(name: str, config: ModelConfig, params: TrainParams, budget: Budget) -> dict:
-    """Training samples/s of one model config on random inputs of the feature shape, and its FLOPs per sample."""
-    bench = training_step(config, params)
+def preset_throughput(name: str, bench: TrainingStep, params: TrainParams, budget: Budget) -> dict:
+    """Training samples/s of one model's training step, and its FLOPs per sample."""
     warmup_seconds = [timed(bench.step)[0] for _ in range(budget.warmup_steps)]
     n_steps = budget.min_timed_steps
     if warmup_seconds:  # scale the timed steps to the target time by the fastest warm-up step
@@ -380,24 +384,15 @@ def preset_throughput(name: str, config: ModelConfig, params: TrainParams, budge
     }
 
 
-def samples_per_s_for(step: Callable[[], None], batch_size: int, seconds: float) -> float:
-    """Training samples/s of whole steps run back to back for about `seconds` (at least one step)."""
-    steps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds or steps == 0:
-        step()
-        steps += 1
-    return steps * batch_size / elapsed
-
-
-def alternating_speedup(default: ModelConfig, baseline: ModelConfig, params: TrainParams, budget: Budget) -> dict:
-    """Samples/s of `default` over `baseline`, timed in alternating rounds so that both see the same machine
-    (the per-preset rows time them minutes apart, and this machine's speed drifts in between)."""
-    steps = [training_step(config, params).step for config in (default, baseline)]
-    for step in steps:  # warm-up: thread pool, kernel selection, optimiser state
-        step()
+def alternating_speedup(default: TrainingStep, baseline: TrainingStep, params: TrainParams, budget: Budget) -> dict:
+    """Samples/s of `default` over `baseline` (both already warm from their rows), timed in alternating rounds
+    so that both see the same machine (the per-preset rows time them minutes apart, and this machine's speed
+    drifts in between)."""
     rounds = []
     for _ in range(budget.alternating_rounds):
-        rates = [samples_per_s_for(step, params.batch_size, budget.alternating_round_s) for step in steps]
+        rates = [
+            params.batch_size * calls_per_s(bench.step, budget.alternating_round_s) for bench in (default, baseline)
+        ]
         rounds.append(
             {"default_samples_per_s": rates[0], "baseline_samples_per_s": rates[1], "ratio": rates[0] / rates[1]}
         )
@@ -416,7 +411,12 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
     configs = {size: ModelConfig.from_preset(size, **shape) for size in PRESETS if size not in budget.skipped_presets}
     configs[BASELINE_NAME] = dataclasses.replace(BASELINE_SMALL, **shape)
     matmul_before = matmul_gflop_per_s(budget.matmul_s)
-    rows = [preset_throughput(name, config, params, budget) for name, config in configs.items()]
+    rows, kept = [], {}  # kept: the two steps compared again in alternating rounds
+    for name, config in configs.items():
+        bench = training_step(config, params)
+        rows.append(preset_throughput(name, bench, params, budget))
+        if name in (default_size, BASELINE_NAME):
+            kept[name] = bench
     matmul_after = matmul_gflop_per_s(budget.matmul_s)
     peak = max(matmul_before, matmul_after)
     for row in rows:
@@ -443,7 +443,7 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
     speedup, alternating = None, None
     if default_size in by_name:  # not when --quick skips it
         speedup = by_name[default_size]["samples_per_s"] / by_name[BASELINE_NAME]["samples_per_s"]
-        alternating = alternating_speedup(configs[default_size], configs[BASELINE_NAME], params, budget)
+        alternating = alternating_speedup(kept[default_size], kept[BASELINE_NAME], params, budget)
         print(
             f"default preset {default_size!r} against {BASELINE_NAME}: {speedup:.2f}x the training samples/s from "
             f"the rows; {alternating['median_ratio']:.2f}x median of {budget.alternating_rounds} alternating rounds "
@@ -466,7 +466,7 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
             "spec_augment + forward + label-smoothed cross-entropy + backward + AdamW, on random dB inputs; "
             f"practical peak = the faster of two {MATMUL_SIZE}^3 fp32 torch.mm runs (before and after the presets); "
             f"alternating: {budget.alternating_rounds} rounds of about {budget.alternating_round_s} s of steps of the "
-            f"default preset, then as long of {BASELINE_NAME}, after one warm-up step each"
+            f"default preset, then as long of {BASELINE_NAME}, the same models right after their rows"
         ),
     }
 
