@@ -74,7 +74,7 @@ def test_repo_params_load_with_the_documented_types():
     assert params.fetch.ravdess.bytes == 208468073
     assert params.fetch.tess.md5 is None and params.fetch.tess.bytes is None
     assert params.fetch.limit_per_corpus is None
-    assert type(params.fetch.silence_dbfs) is float
+    assert type(params.audio.silence_dbfs) is float and params.audio.silence_dbfs < 0
     assert isinstance(params.split, SplitParams) and 1 <= params.split.fold <= 6
     assert all(type(getattr(params.split, f)) is int for f in ("fold", "val_actors", "seed"))
     assert isinstance(params.audio, AudioParams) and type(params.audio.sample_rate) is int
@@ -84,11 +84,13 @@ def test_repo_params_load_with_the_documented_types():
     assert all(type(v) is float for v in (*params.augment.noise_snr_db, *params.augment.stretch))
     assert isinstance(params.melspec, MelspecParams) and params.melspec.fmax is None
     assert type(params.melspec.n_fft) is int and type(params.melspec.window) is str
+    assert type(params.train.weight_decay) is float and params.train.balance in ("none", "class", "corpus_class")
+    assert type(params.model.size) is str
 
 
 def test_loaded_values_are_the_values_in_the_file(raw_params):
     params = load_params(REPO_PARAMS)
-    for section in ("split", "audio", "augment", "melspec"):
+    for section in ("split", "audio", "augment", "melspec", "model", "train"):
         for key, value in raw_params[section].items():
             got = getattr(getattr(params, section), key)
             assert got == (tuple(value) if isinstance(value, list) else value), f"{section}.{key}"
@@ -102,11 +104,10 @@ def test_load_section_loads_one_section():
         load_section(REPO_PARAMS, "no_such_section", SplitParams)
 
 
-def test_ints_become_floats_and_defaults_fill_missing_optional_keys(edited):
-    path = edited(lambda raw: (raw["audio"].update(duration=3), raw["split"].pop("seed")))
-    params = load_params(path)
+def test_ints_become_floats_and_nothing_else_is_converted(edited):
+    params = load_params(edited(lambda raw: raw["audio"].update(duration=3)))
     assert params.audio.duration == 3.0 and type(params.audio.duration) is float
-    assert params.split.seed == SplitParams().seed == 0
+    assert params.augment.noise_snr_db == (10.0, 30.0) and type(params.augment.noise_snr_db) is tuple
 
 
 def test_an_unknown_section_is_rejected_naming_it(edited):
@@ -163,14 +164,14 @@ def test_a_mistyped_value_is_rejected_naming_the_key(edited, keys, value):
 
 
 @pytest.mark.parametrize(
-    "keys", [("fetch", "ravdess", "url"), ("fetch", "tess"), ("melspec",), ("fetch", "tess", "md5")]
+    "keys",
+    [("fetch", "ravdess", "url"), ("fetch", "tess"), ("melspec",), ("fetch", "tess", "md5"), ("split", "seed")],
 )
 def test_a_missing_required_key_is_rejected_naming_it(edited, keys):
     path = edited(delete_key(keys))
     with pytest.raises(ParamsError) as caught:
         load_params(path)
-    assert f"missing key(s) ['{keys[-1]}']" in str(caught.value)
-    assert str(path) in str(caught.value)
+    assert str(caught.value) == f"{path}: {'.'.join(keys)}: missing key"
 
 
 def test_a_missing_file_is_reported(tmp_path):
@@ -197,17 +198,47 @@ def test_invalid_yaml_is_reported(tmp_path, text, reason):
     assert str(path) in str(caught.value)
 
 
-def test_params_error_is_a_value_error():
-    assert issubclass(ParamsError, ValueError)
+@pytest.mark.parametrize(
+    ("keys", "value", "allowed"),
+    [
+        (("train", "epochs"), -1, "greater than or equal to 1"),
+        (("train", "lr"), "abc", "a valid number"),
+        (("train", "batch_size"), 0, "greater than or equal to 2"),
+        (("split", "fold"), 7, "less than or equal to 6"),
+        (("audio", "sample_rate"), 0, "greater than or equal to 1"),
+        (("audio", "duration"), 0, "greater than 0"),
+        (("augment", "noise_prob"), 1.5, "less than or equal to 1"),
+        (("train", "balance"), "speaker", "'none', 'class' or 'corpus_class'"),
+        (("train", "mixup"), float("nan"), "finite number"),
+    ],
+)
+def test_an_out_of_range_value_is_one_line_naming_file_key_value_and_what_is_allowed(edited, keys, value, allowed):
+    path = edited(set_key(keys, value))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {'.'.join(keys)}: {value!r} is not allowed (") and allowed in message
+    assert "\n" not in message
+    with pytest.raises(ParamsError) as caught:  # the stages load one section at a time: the same message
+        load_section(path, keys[0], type(getattr(load_params(REPO_PARAMS), keys[0])))
+    assert str(caught.value) == message
 
 
-def test_from_dict_builds_nested_dataclasses():
-    fetch = from_dict(
-        FetchParams,
-        {"ravdess": {"url": "http://x/r.zip", "md5": None}, "tess": {"url": "http://x/t.zip", "md5": "AB"}},
-        "test",
-    )
-    assert fetch == FetchParams(SourceParams("http://x/r.zip", None), SourceParams("http://x/t.zip", "AB"))
-    assert fetch.limit_per_corpus is None and fetch.silence_dbfs == -60.0
-    with pytest.raises(ParamsError, match=r"test\.ravdess: expected a mapping"):
-        from_dict(FetchParams, {"ravdess": "http://x", "tess": {"url": "u", "md5": None}}, "test")
+def test_a_renamed_key_names_its_new_name(edited):
+    path = edited(set_key(("train", "l2"), 0.1))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: train.l2 is now train.weight_decay: rename it"
+
+
+def test_from_dict_builds_nested_dataclasses_and_names_where_it_failed():
+    raw = {
+        "ravdess": {"url": "http://x/r.zip", "md5": None, "bytes": 10},
+        "tess": {"url": "u", "md5": "AB", "bytes": None},
+    }
+    fetch = from_dict(FetchParams, {**raw, "limit_per_corpus": None}, "test")
+    assert fetch == FetchParams(SourceParams("http://x/r.zip", None, 10), SourceParams("u", "AB", None), None)
+    with pytest.raises(ParamsError, match=r"^test: fetch\.ravdess: expected a mapping of keys, got 'http://x'$"):
+        from_dict(FetchParams, "http://x", "test", ("fetch", "ravdess"))
+    with pytest.raises(ParamsError, match=r"^test: fetch\.ravdess: 'http://x' is not allowed"):
+        from_dict(FetchParams, {**raw, "ravdess": "http://x", "limit_per_corpus": None}, "test", ("fetch",))
