@@ -1,6 +1,7 @@
 """The audio front end: known answers for the log-mel spectrogram, and decoding of good and bad files."""
 
 import dataclasses
+import math
 
 import librosa
 import miniaudio
@@ -14,16 +15,19 @@ from ser.audio import (
     FrontEndConfig,
     LogMel,
     _decode_whole_flac,
-    clip_samples,
+    convert_audio,
+    decode,
+    find_audio,
     load_audio,
     log_mel_spectrogram,
     mel_filters,
     pad_or_trim,
+    peak_dbfs,
     prepare,
     stft_window,
+    stream_audio,
     trim_silence,
 )
-from ser.params import AudioParams, MelspecParams
 
 SR = 16000
 
@@ -33,17 +37,13 @@ def tone(frequency_hz: float, seconds: float = 1.0, sample_rate: int = SR, ampli
     return (amplitude * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
 
 
-def config(**melspec) -> FrontEndConfig:
-    return FrontEndConfig(audio=AudioParams(), melspec=MelspecParams(**melspec))
-
-
 def htk_mel(f_hz):
     return 2595.0 * np.log10(1.0 + np.asarray(f_hz) / 700.0)
 
 
 @pytest.mark.parametrize("frequency_hz", [200.0, 440.0, 1000.0, 2500.0, 6000.0])
-def test_a_tone_peaks_in_the_mel_band_that_contains_it(frequency_hz):
-    cfg = config(preemphasis=None)
+def test_a_tone_peaks_in_the_mel_band_that_contains_it(make_frontend, frequency_hz):
+    cfg = make_frontend(preemphasis=None)
     spectrum = log_mel_spectrogram(tone(frequency_hz), cfg)  # (n_mels, n_frames)
     loudest_band = int(np.argmax(spectrum[:, 10:-10].mean(axis=1)))
     # Band k's triangle rises from edge k to its peak at edge k+1 and falls to edge k+2, equally spaced in mel.
@@ -53,8 +53,8 @@ def test_a_tone_peaks_in_the_mel_band_that_contains_it(frequency_hz):
     assert abs(htk_mel(frequency_hz) - centre_mel) <= half_width / 2 + 1e-6
 
 
-def test_filter_bank_is_triangles_on_the_htk_mel_scale():
-    melspec = MelspecParams(n_mels=40, n_fft=2048)
+def test_filter_bank_is_triangles_on_the_htk_mel_scale(make_frontend):
+    melspec = make_frontend(n_mels=40, n_fft=2048, fmax=None, fmin=0.0).melspec
     filters = mel_filters(SR, melspec)  # (40, 1025)
     assert filters.shape == (40, 1025)
     # Peak 1 (no area normalisation), up to where the FFT bins happen to sample the narrow low triangles.
@@ -66,10 +66,10 @@ def test_filter_bank_is_triangles_on_the_htk_mel_scale():
     assert htk_mel(1000.0) == pytest.approx(1000.0, abs=0.05)  # the scale's defining point
 
 
-def test_matches_librosa_within_a_hundredth_of_a_db_without_preemphasis():
+def test_matches_librosa_within_a_hundredth_of_a_db_without_preemphasis(make_frontend):
     rng = np.random.default_rng(0)
     waveform = (tone(300.0, 3.0) + 0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
-    cfg = config(preemphasis=None)
+    cfg = make_frontend(preemphasis=None)
     ours = log_mel_spectrogram(waveform, cfg)
     reference = librosa.power_to_db(
         librosa.feature.melspectrogram(
@@ -93,11 +93,9 @@ def test_matches_librosa_within_a_hundredth_of_a_db_without_preemphasis():
     assert np.max(np.abs(ours - reference)) < 0.01  # dB; float32 against float64
 
 
-@pytest.mark.parametrize(
-    "melspec",
-    [MelspecParams(), MelspecParams(n_fft=1024, n_mels=80, fmin=50.0, fmax=7000.0), MelspecParams(n_fft=400)],
-)
-def test_filter_bank_equals_librosas(melspec):
+@pytest.mark.parametrize("changes", [{}, {"n_fft": 1024, "n_mels": 80, "fmin": 50.0, "fmax": 7000.0}, {"n_fft": 400}])
+def test_filter_bank_equals_librosas(make_frontend, changes):
+    melspec = make_frontend(**changes).melspec
     expected = librosa.filters.mel(
         sr=SR, n_fft=melspec.n_fft, n_mels=melspec.n_mels, fmin=melspec.fmin, fmax=melspec.fmax, htk=True, norm=None
     )
@@ -110,21 +108,21 @@ def test_stft_window_is_librosas_periodic_window(name):
     np.testing.assert_allclose(stft_window(name, 512), expected, rtol=0, atol=1e-12)
 
 
-def test_preemphasis_is_the_first_difference_filter():
+def test_preemphasis_is_the_first_difference_filter(make_frontend):
     rng = np.random.default_rng(1)
     x = rng.standard_normal(SR).astype(np.float32)
     alpha = 0.97
     y = np.concatenate([x[:1], x[1:] - alpha * x[:-1]])
-    with_filter = log_mel_spectrogram(x, config(preemphasis=alpha))
-    by_hand = log_mel_spectrogram(y, config(preemphasis=None))
+    with_filter = log_mel_spectrogram(x, make_frontend(preemphasis=alpha))
+    by_hand = log_mel_spectrogram(y, make_frontend(preemphasis=None))
     assert np.allclose(with_filter, by_hand, atol=1e-3)
 
 
-def test_preemphasis_tilts_the_spectrum_by_its_frequency_response():
+def test_preemphasis_tilts_the_spectrum_by_its_frequency_response(make_frontend):
     low_hz, high_hz, alpha = 150.0, 6000.0, 0.97
     mixture = tone(low_hz) + tone(high_hz)
-    flat = log_mel_spectrogram(mixture, config(preemphasis=None, top_db=None)).mean(axis=1)
-    tilted = log_mel_spectrogram(mixture, config(preemphasis=alpha, top_db=None)).mean(axis=1)
+    flat = log_mel_spectrogram(mixture, make_frontend(preemphasis=None, top_db=None)).mean(axis=1)
+    tilted = log_mel_spectrogram(mixture, make_frontend(preemphasis=alpha, top_db=None)).mean(axis=1)
     low_band, high_band = (
         int(np.argmax(np.where(np.arange(64) < 32, flat, -np.inf))),
         int(np.argmax(flat[32:])) + 32,
@@ -137,32 +135,32 @@ def test_preemphasis_tilts_the_spectrum_by_its_frequency_response():
     assert measured == pytest.approx(response_db(high_hz) - response_db(low_hz), abs=1.0)  # about 29 dB
 
 
-def test_top_db_floors_each_clip_at_its_own_max():
-    cfg = config(top_db=50.0)
+def test_top_db_floors_each_clip_at_its_own_max(make_frontend):
+    cfg = make_frontend(top_db=50.0)
     loud_and_silent = np.concatenate([tone(1000.0), np.zeros(SR, dtype=np.float32)])
     spectrum = log_mel_spectrogram(loud_and_silent, cfg)
     assert spectrum.min() == pytest.approx(spectrum.max() - 50.0, abs=1e-3)
 
 
-def test_batch_equals_one_by_one_and_runs_under_autograd_free_inference():
+def test_batch_equals_one_by_one_and_runs_under_autograd_free_inference(make_frontend):
     rng = np.random.default_rng(2)
     batch = rng.standard_normal((3, 2 * SR)).astype(np.float32) * 0.1
-    together = log_mel_spectrogram(batch, config())
+    together = log_mel_spectrogram(batch, make_frontend())
     for i in range(3):
-        assert np.allclose(together[i], log_mel_spectrogram(batch[i], config()), atol=1e-4)
-    module = LogMel(config())
+        assert np.allclose(together[i], log_mel_spectrogram(batch[i], make_frontend()), atol=1e-4)
+    module = LogMel(make_frontend())
     assert module(torch.from_numpy(batch)).shape == (3, 64, 1 + 2 * SR // 256)
 
 
-def test_frame_count_follows_duration_and_hop():
-    cfg = FrontEndConfig(audio=AudioParams(duration=2.5), melspec=MelspecParams(hop_length=160))
+def test_frame_count_follows_duration_and_hop(make_frontend):
+    cfg = make_frontend(audio={"duration": 2.5}, hop_length=160)
     assert cfg.n_samples == 40000
     assert log_mel_spectrogram(np.zeros(cfg.n_samples, np.float32) + 0.01, cfg).shape == (64, cfg.n_frames)
     assert cfg.n_frames == 1 + 40000 // 160
 
 
-def test_config_round_trips_through_a_plain_dict():
-    cfg = config(n_mels=80, fmax=7600.0)
+def test_config_round_trips_through_a_plain_dict(make_frontend):
+    cfg = make_frontend(n_mels=80, fmax=7600.0)
     assert FrontEndConfig.from_dict(cfg.as_dict()) == cfg
     broken = cfg.as_dict()
     broken["melspec"]["n_mel"] = broken["melspec"].pop("n_mels")
@@ -177,17 +175,17 @@ def test_pad_or_trim_gives_exact_lengths():
     assert padded.shape == (15,) and np.array_equal(padded[:10], x) and not padded[10:].any()
 
 
-def test_prepare_trims_leading_silence_then_pads():
-    audio = AudioParams(duration=1.0, trim_db=40.0)
+def test_prepare_trims_leading_silence_then_pads(make_frontend):
+    audio = make_frontend(audio={"duration": 1.0, "trim_db": 40.0}).audio
     speechless = np.zeros(SR // 2, dtype=np.float32)
     clip = np.concatenate([speechless, tone(500.0, 0.25), speechless])
     ready = prepare(clip, audio)
-    assert ready.shape == (clip_samples(audio),)
+    assert ready.shape == (SR,)
     first_loud = int(np.argmax(np.abs(ready) > 0.1))
     assert first_loud < 2048  # of 8000 samples of leading silence, less than one trim frame (2048) is left
     assert not ready[-SR // 4 :].any()  # and the end is padding
     untrimmed = prepare(clip, dataclasses.replace(audio, trim_db=None))
-    assert np.array_equal(untrimmed, clip[: clip_samples(audio)])
+    assert np.array_equal(untrimmed, clip[:SR])
 
 
 def test_trim_silence_cuts_exactly_where_librosa_does(mirror):
@@ -228,9 +226,9 @@ def test_flac_decodes_to_libsndfiles_samples_bit_for_bit(mirror, tmp_path):
     for path in files:
         fast = _decode_whole_flac(path)
         assert fast is not None, path  # dr_flac took it: the fast path is the one tested
-        expected, rate = sf.read(path, dtype="float32")
+        expected, rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
         assert fast[1] == rate and np.array_equal(fast[0], expected), path
-        assert np.array_equal(load_audio(path, rate), expected if expected.ndim == 1 else expected.mean(axis=1))
+        assert np.array_equal(load_audio(path, rate), expected.mean(axis=1)), path
 
 
 def test_truncated_or_corrupt_flac_is_refused_although_dr_flac_decodes_part_of_it(mirror, tmp_path):
@@ -254,26 +252,38 @@ def test_a_flac_name_on_other_audio_is_decoded_by_libsndfile(tmp_path):
     assert np.array_equal(load_audio(path, SR), sf.read(path, dtype="float32")[0])
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("empty.wav", b"", "cannot decode"),
-        ("text.wav", b"this is not audio at all" * 10, "cannot decode"),
-    ],
-)
-def test_load_audio_names_the_file_it_cannot_use(tmp_path, name, content, message):
-    path = tmp_path / name
-    path.write_bytes(content)
-    with pytest.raises(AudioError, match=message) as error:
-        load_audio(path, SR)
-    assert str(path) in str(error.value)
+def test_every_kind_of_unusable_file_has_one_message_naming_it(bad_audio):
+    for path, problem in bad_audio.items():
+        for read in (decode, lambda p: load_audio(p, SR), lambda p: list(stream_audio(p, SR, block_s=1.0))):
+            with pytest.raises(AudioError) as error:
+                read(path)
+            assert str(error.value) == f"{path}: {problem}" or str(error.value).startswith(f"{path}: {problem} (")
 
 
-def test_load_audio_rejects_nan_and_missing_files(tmp_path):
+def test_nan_samples_in_memory_are_refused_by_the_same_check():
     samples = tone(440.0)
-    samples[100] = np.nan
-    sf.write(tmp_path / "nan.wav", samples, SR, subtype="FLOAT")
-    with pytest.raises(AudioError, match="NaN"):
-        load_audio(tmp_path / "nan.wav", SR)
-    with pytest.raises(AudioError, match=r"missing\.wav"):
-        load_audio(tmp_path / "missing.wav", SR)
+    samples[100] = np.inf
+    with pytest.raises(AudioError, match=r"^clip: the audio holds NaN or infinite samples$"):
+        convert_audio(samples, SR, SR, "clip")
+    with pytest.raises(AudioError, match=r"^clip: the file holds no audio samples$"):
+        convert_audio(np.zeros((0, 2), np.float32), SR, SR, "clip")
+
+
+def test_find_audio_is_recursive_sorted_and_skips_hidden_and_other_files(tmp_path, write_tone):
+    for name in ("b/one.wav", "a/two.FLAC", "c/four.aiff", "five.wav"):
+        write_tone(tmp_path / name, 300.0, fmt="AIFF" if name.endswith(".aiff") else None)
+    (tmp_path / "a" / "deep").mkdir()
+    sf.write(tmp_path / "a" / "deep" / "three.ogg", np.zeros(SR, np.float32), SR, format="OGG", subtype="VORBIS")
+    (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / "folder.wav").mkdir()
+    write_tone(tmp_path / ".hidden" / "six.wav", 300.0)
+    write_tone(tmp_path / "a" / "._seven.wav", 300.0)
+    names = [p.relative_to(tmp_path).as_posix() for p in find_audio(tmp_path)]
+    assert names == ["a/deep/three.ogg", "a/two.FLAC", "b/one.wav", "c/four.aiff", "five.wav"]
+
+
+def test_peak_dbfs_known_answers():
+    assert peak_dbfs(np.array([0.0, -0.5, 0.25], np.float32)) == pytest.approx(-6.0206, abs=1e-4)
+    assert peak_dbfs(np.ones(3, np.float32)) == 0.0
+    assert peak_dbfs(np.zeros(3, np.float32)) == -math.inf
+    assert peak_dbfs(np.zeros(0, np.float32)) == -math.inf

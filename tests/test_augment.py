@@ -8,12 +8,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser.audio import clip_samples
 from ser.augment import augment_training_set, perturb
-from ser.params import AudioParams, AugmentParams
 
-SR = 16000
-NOTHING = AugmentParams(noise_prob=0.0, shift_prob=0.0, gain_prob=0.0, pitch_prob=0.0, stretch_prob=0.0)
+SR = 16000  # of the synthetic clips given to perturb
+
+
+@pytest.fixture
+def nothing(params):
+    """params.yaml's augmentation with every transform switched off."""
+    return dataclasses.replace(
+        params.augment, noise_prob=0.0, shift_prob=0.0, gain_prob=0.0, pitch_prob=0.0, stretch_prob=0.0
+    )
 
 
 @pytest.fixture
@@ -49,13 +54,13 @@ def small_split(mirror, tmp_path) -> tuple[pd.DataFrame, object]:
     return pd.DataFrame(rows), raw
 
 
-def run(table, raw, out, params, workers=1):
-    return augment_training_set(table, raw, out / "audio", out / "table.csv", AudioParams(), params, workers)
+def run(table, raw, out, audio, augment, workers=1):
+    return augment_training_set(table, raw, out / "audio", out / "table.csv", audio, augment, workers)
 
 
-def test_only_training_clips_are_augmented_and_each_copy_names_its_source(small_split, tmp_path):
+def test_only_training_clips_are_augmented_and_each_copy_names_its_source(small_split, tmp_path, params, frontend):
     table, raw = small_split
-    augmented = run(table, raw, tmp_path / "a", AugmentParams(copies=3))
+    augmented = run(table, raw, tmp_path / "a", params.audio, dataclasses.replace(params.augment, copies=3))
     train_ids = set(table.loc[table["split"] == "train", "clip_id"])
     assert len(augmented) == 3 * len(train_ids)
     assert set(augmented["source_clip_id"]) == train_ids
@@ -64,18 +69,18 @@ def test_only_training_clips_are_augmented_and_each_copy_names_its_source(small_
     assert pd.read_csv(tmp_path / "a" / "table.csv")["clip_id"].tolist() == augmented["clip_id"].tolist()
     for relpath in augmented["path"]:
         samples, rate = sf.read(tmp_path / "a" / "audio" / relpath)
-        assert rate == SR and samples.shape == (clip_samples(AudioParams()),)
+        assert rate == params.audio.sample_rate and samples.shape == (frontend.n_samples,)
     written = sorted(p.name for p in (tmp_path / "a" / "audio").rglob("*.flac"))
     assert len(written) == len(augmented)
     assert not any(clip_id.split("/")[1] in name for name in written for clip_id in set(table["clip_id"]) - train_ids)
 
 
-def test_same_seed_same_audio_any_worker_count_and_another_seed_differs(small_split, tmp_path):
+def test_same_seed_same_audio_any_worker_count_and_another_seed_differs(small_split, tmp_path, params):
     table, raw = small_split
-    params = AugmentParams(copies=2, seed=5)
-    first = run(table, raw, tmp_path / "one", params, workers=1)
-    again = run(table, raw, tmp_path / "two", params, workers=2)
-    reseeded = run(table, raw, tmp_path / "three", dataclasses.replace(params, seed=6))
+    augment = dataclasses.replace(params.augment, copies=2, seed=5)
+    first = run(table, raw, tmp_path / "one", params.audio, augment, workers=1)
+    again = run(table, raw, tmp_path / "two", params.audio, augment, workers=2)
+    reseeded = run(table, raw, tmp_path / "three", params.audio, dataclasses.replace(augment, seed=6))
     pd.testing.assert_frame_equal(first, again)
     for relpath in first["path"]:
         a = (tmp_path / "one" / "audio" / relpath).read_bytes()
@@ -83,32 +88,33 @@ def test_same_seed_same_audio_any_worker_count_and_another_seed_differs(small_sp
     assert not first[["gain_db", "noise_snr_db"]].equals(reseeded[["gain_db", "noise_snr_db"]])
 
 
-def test_no_transform_leaves_the_clip_unchanged():
+def test_no_transform_leaves_the_clip_unchanged(nothing):
     rng = np.random.default_rng(0)
     clip = (0.1 * rng.standard_normal(SR)).astype(np.float32)  # peak well below the 16-bit limit
-    out, applied = perturb(clip, SR, NOTHING, np.random.default_rng(1))
+    out, applied = perturb(clip, SR, nothing, np.random.default_rng(1))
     assert np.array_equal(out, clip)
     assert all(np.isnan(value) for value in applied.values())
 
 
-def test_noise_lands_at_the_drawn_snr_and_gain_at_the_drawn_level():
+def test_noise_lands_at_the_drawn_snr_and_gain_at_the_drawn_level(nothing):
     t = np.arange(SR) / SR
     clip = (0.1 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
     noisy, applied = perturb(
-        clip, SR, dataclasses.replace(NOTHING, noise_prob=1.0, noise_snr_db=(15.0, 15.0)), np.random.default_rng(2)
+        clip, SR, dataclasses.replace(nothing, noise_prob=1.0, noise_snr_db=(15.0, 15.0)), np.random.default_rng(2)
     )
     measured_snr = 10 * np.log10(np.mean(clip**2) / np.mean((noisy - clip) ** 2))
     assert applied["noise_snr_db"] == 15.0
     assert measured_snr == pytest.approx(15.0, abs=0.3)
-    louder, applied = perturb(clip, SR, dataclasses.replace(NOTHING, gain_prob=1.0), np.random.default_rng(3))
+    louder, applied = perturb(clip, SR, dataclasses.replace(nothing, gain_prob=1.0), np.random.default_rng(3))
+    assert 0 < abs(applied["gain_db"]) <= nothing.gain_db
     assert np.allclose(louder, clip * 10 ** (applied["gain_db"] / 20), atol=1e-6)
 
 
 @pytest.mark.parametrize("transform", ["stretch", "pitch", "shift"])
-def test_every_transform_keeps_the_length_and_changes_the_audio(transform):
+def test_every_transform_keeps_the_length_and_changes_the_audio(nothing, transform):
     t = np.arange(SR) / SR
     clip = (0.2 * np.sin(2 * np.pi * 440 * t) * np.hanning(SR)).astype(np.float32)
-    params = dataclasses.replace(NOTHING, **{f"{transform}_prob": 1.0})
+    params = dataclasses.replace(nothing, **{f"{transform}_prob": 1.0})
     out, _ = perturb(clip, SR, params, np.random.default_rng(4))
     assert out.shape == clip.shape and out.dtype == np.float32
     assert not np.allclose(out, clip, atol=1e-3)

@@ -11,18 +11,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser.audio import AudioError, decode, find_audio
 from ser.corpora import (
+    CORPORA,
     EMOTIONS,
     MANIFEST_COLUMNS,
     ClipLabels,
     LabelError,
     build_manifest,
     evenly_spaced,
-    find_audio,
     parse_ravdess_name,
     parse_tess_name,
 )
 
+SILENCE_DBFS = -60.0  # dB re full scale: the level the tests give build_manifest
 STATEMENTS = {"01": "kids are talking by the door", "02": "dogs are sitting by the door"}
 
 
@@ -269,7 +271,7 @@ def messy_raw(tmp_path, mirror):
 
 def test_build_manifest_reports_every_bad_file_and_keeps_good_clips_once(messy_raw, mirror):
     raw, bad = messy_raw
-    manifest, report = build_manifest(raw)
+    manifest, report = build_manifest(raw, CORPORA, SILENCE_DBFS)
 
     assert list(manifest.columns) == list(MANIFEST_COLUMNS)
     good = [f"ravdess/{r}" for r in RAVDESS_CLIPS] + [f"tess/{r}" for r in TESS_CLIPS]
@@ -284,7 +286,12 @@ def test_build_manifest_reports_every_bad_file_and_keeps_good_clips_once(messy_r
     listed = [e.split(": ")[0].split(" = ")[0] for k in bad for e in getattr(report, k)]
     assert len(listed) == len(set(listed)) == sum(len(v) for v in bad.values())
     assert not set(listed) & set(manifest["path"])
-    # The reasons say what was wrong.
+    # The reasons are the audio module's message for each kind of fault, with the path inside raw/.
+    for entry in report.undecodable:
+        relpath, problem = entry.split(": ", 1)
+        with pytest.raises(AudioError) as error:
+            decode(raw / relpath)
+        assert error.value.problem == problem
     assert any("NaN" in e for e in report.undecodable)
     assert any("no audio samples" in e for e in report.undecodable)
     assert all("dBFS" in e for e in report.silent)
@@ -299,7 +306,7 @@ def test_build_manifest_reports_every_bad_file_and_keeps_good_clips_once(messy_r
 
 def test_build_manifest_rows_have_the_right_labels_and_audio_facts(messy_raw, mirror):
     raw, _ = messy_raw
-    manifest, _ = build_manifest(raw)
+    manifest, _ = build_manifest(raw, CORPORA, SILENCE_DBFS)
     rows = manifest.set_index("path")
 
     for path, row in rows.iterrows():
@@ -329,10 +336,10 @@ def test_build_manifest_silence_threshold(tmp_path, write_tone):
     write_tone(raw / "tess/OAF_x/OAF_back_sad.wav", 440, amp=10 ** (-50 / 20))  # peak -50 dBFS
     write_tone(raw / "tess/OAF_x/OAF_bar_sad.wav", 550, amp=0.5)
 
-    manifest, report = build_manifest(raw, corpora=["tess"])  # default -60 dBFS
+    manifest, report = build_manifest(raw, ["tess"], SILENCE_DBFS)
     assert len(manifest) == 2 and report.silent == []
 
-    manifest, report = build_manifest(raw, corpora=["tess"], silence_dbfs=-40.0)
+    manifest, report = build_manifest(raw, ["tess"], -40.0)
     assert list(manifest["path"]) == ["tess/OAF_x/OAF_bar_sad.wav"]
     assert len(report.silent) == 1 and report.silent[0].startswith("tess/OAF_x/OAF_back_sad.wav: peak -50")
 
@@ -342,25 +349,16 @@ def test_build_manifest_drops_the_known_duplicate_pair_of_the_real_corpus(tmp_pa
     pair = ("Actor_07/03-01-03-01-02-01-07.flac", "Actor_07/03-01-03-01-02-02-07.flac")
     for relpath in (*pair, "Actor_07/03-01-03-01-01-01-07.flac"):
         copy_real(mirror, raw, "ravdess", relpath)
-    manifest, report = build_manifest(raw, corpora=["ravdess"])
+    manifest, report = build_manifest(raw, ["ravdess"], SILENCE_DBFS)
     assert len(manifest) == 2
     assert report.duplicates == [f"ravdess/{pair[1]} = ravdess/{pair[0]}"]
 
 
 def test_build_manifest_of_an_empty_or_missing_corpus_folder(tmp_path):
     (tmp_path / "ravdess").mkdir()
-    manifest, report = build_manifest(tmp_path)
+    manifest, report = build_manifest(tmp_path, CORPORA, SILENCE_DBFS)
     assert list(manifest.columns) == list(MANIFEST_COLUMNS) and manifest.empty
     assert report.found == {"ravdess": 0, "tess": 0} and report.kept == {"ravdess": 0, "tess": 0}
-
-
-def test_find_audio_is_recursive_sorted_and_ignores_other_files(tmp_path):
-    for relpath in ("b/2.WAV", "a/1.flac", "a/z/3.ogg", "notes.txt", "a/x.wav.bak"):
-        (tmp_path / relpath).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relpath).write_bytes(b"")
-    (tmp_path / "dir.wav").mkdir()
-    got = [p.relative_to(tmp_path).as_posix() for p in find_audio(tmp_path)]
-    assert got == ["a/1.flac", "a/z/3.ogg", "b/2.WAV"]
 
 
 # --- evenly_spaced --------------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
-from ser.audio import load_audio, pad_or_trim, prepare
+from ser.audio import load_audio, pad_or_trim, prepare, write_audio
 from ser.io import atomic_path, write_csv
 from ser.parallel import imap
 from ser.params import AudioParams, AugmentParams
@@ -19,7 +18,7 @@ from ser.params import AudioParams, AugmentParams
 # Columns copied from the source clip; the transform columns are NaN where a transform was not applied.
 LABEL_COLUMNS = ("corpus", "speaker", "gender", "emotion", "statement", "intensity", "repetition")
 TRANSFORM_COLUMNS = ("stretch_rate", "pitch_semitones", "shift_s", "gain_db", "noise_snr_db")
-PEAK_LIMIT = 0.999  # augmented clips are stored as 16-bit FLAC: scale down anything that would clip
+PEAK_LIMIT = 0.999  # augmented clips are stored as 16-bit audio (write_audio): scale down anything that would clip
 
 
 def clip_rng(seed: int, clip_id: str) -> np.random.Generator:
@@ -75,8 +74,7 @@ def _augment_clip(job: tuple[str, Path], out_dir: Path, audio: AudioParams, para
     for copy in range(1, params.copies + 1):
         augmented, applied = perturb(samples, audio.sample_rate, params, rng)
         relpath = f"{clip_id}__aug{copy}.flac"
-        (out_dir / relpath).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(out_dir / relpath, augmented, audio.sample_rate, subtype="PCM_16")
+        write_audio(out_dir / relpath, augmented, audio.sample_rate)
         rows.append({"clip_id": f"{clip_id}#aug{copy}", "source_clip_id": clip_id, "path": relpath, **applied})
     return rows
 

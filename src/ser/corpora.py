@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 from tqdm import tqdm
+
+from ser.audio import AudioError, decode, find_audio, peak_dbfs
 
 # The project's label set, in the order of the model's outputs.
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 CORPORA: tuple[str, ...] = ("ravdess", "tess")
-
-# Extensions of files the corpora ship as audio (the official archives: .wav; the mirror: .flac).
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
 
 # RAVDESS file names: modality-channel-emotion-intensity-statement-repetition-actor, two digits each.
 RAVDESS_EMOTIONS = dict(zip(("01", "02", "03", "04", "05", "06", "07", "08"), EMOTIONS, strict=True))
@@ -105,11 +103,6 @@ def parse_tess_name(name: str) -> ClipLabels:
 PARSERS: dict[str, Callable[[str], ClipLabels]] = {"ravdess": parse_ravdess_name, "tess": parse_tess_name}
 
 
-def find_audio(root: Path) -> list[Path]:
-    """Audio files below `root`, searched recursively, in a stable (sorted) order."""
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-
-
 def evenly_spaced(items: list, limit: int | None) -> list:
     """`limit` items spread evenly over `items` (all of them when limit is None or large enough)."""
     if limit is None or limit >= len(items):
@@ -160,9 +153,7 @@ class ManifestReport:
         return out
 
 
-def build_manifest(
-    raw_dir: Path, corpora: Iterable[str] = CORPORA, silence_dbfs: float = -60.0
-) -> tuple[pd.DataFrame, ManifestReport]:
+def build_manifest(raw_dir: Path, corpora: Iterable[str], silence_dbfs: float) -> tuple[pd.DataFrame, ManifestReport]:
     """Decode every clip under `raw_dir/<corpus>/` once, parse its labels, and tabulate it.
 
     Files whose names do not parse, that do not decode, that are empty or all-silent (peak below
@@ -172,7 +163,6 @@ def build_manifest(
     report = ManifestReport()
     rows: list[dict] = []
     first_path_of_hash: dict[str, str] = {}
-    silence_peak = 10.0 ** (silence_dbfs / 20.0)
     for corpus in corpora:
         files = find_audio(raw_dir / corpus)
         report.found[corpus] = len(files)
@@ -184,19 +174,13 @@ def build_manifest(
                 report.unparseable.append(f"{relpath}: {error}")
                 continue
             try:
-                samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)  # (frames, channels)
-            except (sf.LibsndfileError, RuntimeError, ValueError) as error:
-                report.undecodable.append(f"{relpath}: {error}")
+                samples, sample_rate = decode(path)  # (frames, channels)
+            except AudioError as error:
+                report.undecodable.append(f"{relpath}: {error.problem}")
                 continue
-            if samples.size == 0:
-                report.undecodable.append(f"{relpath}: no audio samples")
-                continue
-            if not np.isfinite(samples).all():
-                report.undecodable.append(f"{relpath}: NaN or infinite samples")
-                continue
-            peak = float(np.abs(samples).max())
-            if peak < silence_peak:
-                report.silent.append(f"{relpath}: peak {20 * np.log10(max(peak, 1e-12)):.1f} dBFS")
+            peak = peak_dbfs(samples)
+            if peak < silence_dbfs:
+                report.silent.append(f"{relpath}: peak {peak:.1f} dBFS")
                 continue
             digest = pcm_md5(samples)
             if digest in first_path_of_hash:

@@ -19,7 +19,7 @@ from ser.splitting import SPLITS
 TABLE_NAME = "clips.csv"  # every clip of every split; `row` indexes its split's array
 FRONTEND_NAME = "frontend.json"  # the FrontEndConfig the arrays were computed with
 # clips per front-end batch, one job for a worker: enough to batch the FFTs, few enough that a batch's frames
-# and spectra (about 0.4 MB a clip) stay near one core's 1 MB L2 cache; 8 beat 16 and 4 in the benchmark
+# and spectra stay near one core's L2 cache
 BATCH_CLIPS = 8
 
 

@@ -13,7 +13,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from ser.corpora import CORPORA, ManifestReport, build_manifest, evenly_spaced, find_audio
+from ser.audio import find_audio
+from ser.corpora import CORPORA, ManifestReport, build_manifest, evenly_spaced
 from ser.io import atomic_path, write_csv
 from ser.params import FetchParams, SourceParams
 
@@ -41,13 +42,14 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_md5(path: Path, expected: str | None) -> str:
-    """Return the file's MD5; raise ChecksumError naming both values when it is not `expected`."""
+def verify_md5(path: Path, expected: str | None, name: str) -> str:
+    """Return the file's MD5; raise ChecksumError naming `name` (what the file is) and both values when it is
+    not `expected`."""
     actual = file_md5(path)
     if expected is not None and actual != expected.lower():
         raise ChecksumError(
-            f"{path}: MD5 mismatch, expected {expected.lower()}, got {actual}. The download is corrupt "
-            "or the archive changed upstream: delete it and fetch again, or check the URL in params.yaml."
+            f"{name}: MD5 mismatch, expected {expected.lower()}, got {actual}. The download is corrupt "
+            "or the archive changed upstream: fetch again, or check the URL in params.yaml."
         )
     return actual
 
@@ -80,7 +82,7 @@ def download(source: SourceParams, dest: Path, timeout_s: float = 60.0) -> Path:
                     f"{source.url}: received {received} bytes, {what} {expected}; the download was cut off or "
                     "the archive changed upstream. Fetch again, or check the URL and size in params.yaml."
                 )
-        actual = verify_md5(tmp, source.md5)
+        actual = verify_md5(tmp, source.md5, f"{source.url} (for {dest})")
         if source.md5 is None:
             print(f"fetch: {dest.name} has MD5 {actual}; pin it in params.yaml to verify later downloads")
     return dest
@@ -138,9 +140,15 @@ def subsample(folder: Path, limit: int | None) -> None:
 
 
 def fetch_corpora(
-    params: FetchParams, raw_dir: Path, manifest_path: Path, download_dir: Path, mirror: Path | None
+    params: FetchParams,
+    silence_dbfs: float,
+    raw_dir: Path,
+    manifest_path: Path,
+    download_dir: Path,
+    mirror: Path | None,
 ) -> ManifestReport:
-    """Put both corpora under `raw_dir/<corpus>/`, then write the manifest of every usable clip.
+    """Put both corpora under `raw_dir/<corpus>/`, then write the manifest of every usable clip (clips whose
+    peak is below `silence_dbfs` are reported silent and left out).
 
     From `mirror` when given (never written to), otherwise from the official archives, downloaded into
     `download_dir` (kept there as a verified cache) and extracted.
@@ -154,7 +162,7 @@ def fetch_corpora(
             archive = download(source, download_dir / f"{corpus}.zip")
             safe_extract(archive, raw_dir / corpus)
             subsample(raw_dir / corpus, params.limit_per_corpus)
-    manifest, report = build_manifest(raw_dir, CORPORA, params.silence_dbfs)
+    manifest, report = build_manifest(raw_dir, CORPORA, silence_dbfs)
     write_csv(manifest, manifest_path)
     return report
 

@@ -3,14 +3,15 @@ every usable clip in the manifest; clips left out are reported by name."""
 
 from ser.fetch import fetch_corpora, mirror_from_env
 from ser.io import write_json
-from ser.params import FetchParams, load_section
+from ser.params import AudioParams, FetchParams, load_section
 from ser.stage import stage_args
 
 
 def main(argv=None) -> None:
     args = stage_args(__doc__, ["raw", "manifest", "downloads", "report"], argv)
     params = load_section(args.params, "fetch", FetchParams)
-    report = fetch_corpora(params, args.raw, args.manifest, args.downloads, mirror_from_env())
+    silence_dbfs = load_section(args.params, "audio", AudioParams).silence_dbfs
+    report = fetch_corpora(params, silence_dbfs, args.raw, args.manifest, args.downloads, mirror_from_env())
     write_json(report.as_dict(), args.report)
     print("\n".join(report.lines()))
 
