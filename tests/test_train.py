@@ -4,14 +4,14 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 import torch
 
 from ser.corpora import EMOTIONS
 from ser.evaluation import predict_proba, scores
 from ser.features import FeatureSplit
-from ser.model import ModelConfig
-from ser.params import TrainParams
+from ser.model import Classifier, Ensemble, ModelConfig
 from ser.plots import training_curves
 from ser.train import (
     label_indices,
@@ -21,6 +21,7 @@ from ser.train import (
     spec_augment,
     train_ensemble,
     train_model,
+    validation_scores,
 )
 
 N_MELS, N_FRAMES = 64, 48
@@ -37,16 +38,31 @@ def synthetic_split(n_per_class: int, seed: int, classes=EMOTIONS) -> FeatureSpl
     return FeatureSplit(features=features, table=pd.DataFrame({"emotion": emotions, "corpus": "ravdess"}))
 
 
-FAST = TrainParams(epochs=4, batch_size=16, lr=3e-3, l2=0.0, time_masks=1, freq_masks=1, freq_mask_bands=2)
+@pytest.fixture
+def fast(params):
+    """params.yaml's training, shortened to seconds on the synthetic splits: one model, no mixup, no averaging."""
+    return dataclasses.replace(
+        params.train,
+        epochs=4,
+        batch_size=16,
+        lr=3e-3,
+        weight_decay=0.0,
+        time_masks=1,
+        freq_masks=1,
+        freq_mask_bands=2,
+        mixup=0.0,
+        average_last=0,
+        members=1,
+    )
 
 
 def tiny() -> ModelConfig:
-    return ModelConfig.from_preset("tiny", N_MELS, N_FRAMES)
+    return ModelConfig.from_preset("tiny", N_MELS, N_FRAMES, len(EMOTIONS))
 
 
-def test_spec_augment_masks_within_the_widths_and_fills_with_the_clip_mean():
+def test_spec_augment_masks_within_the_widths_and_fills_with_the_clip_mean(fast):
     batch = torch.arange(2 * 8 * 30, dtype=torch.float32).reshape(2, 8, 30)
-    params = dataclasses.replace(FAST, time_masks=1, time_mask_frames=5, freq_masks=0)
+    params = dataclasses.replace(fast, time_masks=1, time_mask_frames=5, freq_masks=0)
     out = spec_augment(batch, params, torch.Generator().manual_seed(0))
     assert out.shape == batch.shape
     for clip in range(2):
@@ -81,6 +97,34 @@ def test_selection_score_weighs_each_corpus_equally():
     assert selection_score({"ravdess": {"ua": 0.5}, "tess": {"ua": 1.0}}) == pytest.approx(0.75)
 
 
+def test_validation_scores_are_the_hand_computed_ua_wa_f1_per_corpus_and_the_mean_log_loss():
+    # a "model" that outputs its input: each clip's features are the log of its class probabilities, 0.65 on
+    # the predicted emotion and 0.05 on each other
+    actual = ["neutral", "calm", "calm", "neutral", "neutral", "neutral", "sad"]
+    predicted = ["neutral", "calm", "neutral", "neutral", "sad", "sad", "sad"]
+    probabilities = np.full((7, len(EMOTIONS)), 0.05, np.float32)
+    probabilities[np.arange(7), [EMOTIONS.index(e) for e in predicted]] = 0.65
+    val = FeatureSplit(
+        features=np.log(probabilities),
+        table=pd.DataFrame({"emotion": actual, "corpus": ["ravdess"] * 3 + ["tess"] * 4}),
+    )
+    y_val = label_indices(val.table["emotion"]).numpy()
+    per_corpus, score, loss = validation_scores(torch.nn.Identity(), val, y_val, torch.device("cpu"))
+    # ravdess: neutral 1/1, calm 1/2 right; tess: neutral 1/3, sad 1/1 right
+    assert per_corpus["ravdess"]["ua"] == pytest.approx((1 + 1 / 2) / 2)
+    assert per_corpus["ravdess"]["wa"] == pytest.approx(2 / 3)
+    assert per_corpus["tess"]["ua"] == pytest.approx((1 / 3 + 1) / 2)
+    assert per_corpus["tess"]["wa"] == pytest.approx(2 / 4)
+    # all: neutral 2/4, calm 1/2, sad 1/1 right; F1 of neutral (P 2/3, R 1/2) 4/7, calm (P 1, R 1/2) 2/3,
+    # sad (P 1/3, R 1) 1/2
+    assert per_corpus["all"]["ua"] == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    assert per_corpus["all"]["wa"] == pytest.approx(4 / 7)
+    assert per_corpus["all"]["macro_f1"] == pytest.approx((4 / 7 + 2 / 3 + 1 / 2) / 3)
+    assert per_corpus["all"]["recall"] == pytest.approx({"neutral": 0.5, "calm": 0.5, "sad": 1.0})
+    assert score == pytest.approx((0.75 + 2 / 3) / 2)  # the corpora's UAs, each weighing the same
+    assert loss == pytest.approx(-(4 * np.log(0.65) + 3 * np.log(0.05)) / 7, rel=1e-5)
+
+
 def test_mixup_mixes_inputs_targets_and_weights_with_one_weight_per_batch():
     inputs = torch.randn(6, 4, 5)
     targets = torch.tensor([0, 1, 2, 3, 4, 5])
@@ -100,18 +144,18 @@ def test_mixup_mixes_inputs_targets_and_weights_with_one_weight_per_batch():
         torch.testing.assert_close(mixed_weights[row], lam * weights[row] + (1 - lam) * weights[partner])
 
 
-def test_mixup_training_is_deterministic_and_learns():
+def test_mixup_training_is_deterministic_and_learns(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    params = dataclasses.replace(FAST, mixup=0.4, epochs=6)
+    params = dataclasses.replace(fast, mixup=0.4, epochs=6)
     first = train_model(train, val, tiny(), params, torch.device("cpu"))
     again = train_model(train, val, tiny(), params, torch.device("cpu"))
     pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
     assert first.best_val["all"]["ua"] > 0.5
 
 
-def test_averaged_weights_compete_with_single_epochs_on_validation():
+def test_averaged_weights_compete_with_single_epochs_on_validation(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    params = dataclasses.replace(FAST, epochs=5, average_last=3)
+    params = dataclasses.replace(fast, epochs=5, average_last=3)
     result = train_model(train, val, tiny(), params, torch.device("cpu"))
     again = train_model(train, val, tiny(), params, torch.device("cpu"))
     for a, b in zip(result.model.state_dict().values(), again.model.state_dict().values(), strict=True):
@@ -134,39 +178,37 @@ def test_averaged_weights_compete_with_single_epochs_on_validation():
     pd.testing.assert_frame_equal(off.history.drop(columns="seconds"), result.history.drop(columns="seconds"))
 
 
-def test_averaging_more_epochs_than_trained_averages_them_all():
-    assert TrainParams(epochs=5, average_last=3).first_averaged_epoch == 3
-    assert TrainParams(epochs=2, average_last=10).first_averaged_epoch == 1
+def test_averaging_more_epochs_than_trained_averages_them_all(fast):
+    assert dataclasses.replace(fast, epochs=5, average_last=3).first_averaged_epoch == 3
+    assert dataclasses.replace(fast, epochs=2, average_last=10).first_averaged_epoch == 1
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    result = train_model(train, val, tiny(), dataclasses.replace(FAST, epochs=2, average_last=10), torch.device("cpu"))
+    result = train_model(train, val, tiny(), dataclasses.replace(fast, epochs=2, average_last=10), torch.device("cpu"))
     assert result.average_val is not None
 
 
-def test_a_negative_number_of_averaged_epochs_is_refused():
-    with pytest.raises(ValueError, match=r"train\.average_last"):
-        TrainParams(average_last=-1)
+@pytest.mark.parametrize(
+    ("field", "value"), [("average_last", -1), ("mixup", -0.1), ("members", 0), ("weight_decay", -0.01)]
+)
+def test_out_of_range_training_values_are_refused_naming_the_key(params, field, value):
+    with pytest.raises(pydantic.ValidationError, match=field):
+        dataclasses.replace(params.train, **{field: value})
 
 
-def test_negative_mixup_is_refused():
-    with pytest.raises(ValueError, match=r"train\.mixup"):
-        TrainParams(mixup=-0.1)
-
-
-def test_training_is_deterministic_on_the_cpu_and_learns():
+def test_training_is_deterministic_on_the_cpu_and_learns(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    first = train_model(train, val, tiny(), FAST, torch.device("cpu"))
-    again = train_model(train, val, tiny(), FAST, torch.device("cpu"))
+    first = train_model(train, val, tiny(), fast, torch.device("cpu"))
+    again = train_model(train, val, tiny(), fast, torch.device("cpu"))
     pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
     for (name, a), b in zip(first.model.state_dict().items(), again.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    assert len(first.history) == FAST.epochs
+    assert len(first.history) == fast.epochs
     assert first.best_val["all"]["ua"] > 0.5  # 8 classes: chance is 0.125
     assert first.history["train_loss"].iloc[-1] < first.history["train_loss"].iloc[0]
 
 
-def test_the_kept_weights_are_those_of_the_best_validation_epoch():
+def test_the_kept_weights_are_those_of_the_best_validation_epoch(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    result = train_model(train, val, tiny(), FAST, torch.device("cpu"))
+    result = train_model(train, val, tiny(), fast, torch.device("cpu"))
     best_row = result.history.loc[result.history["val_score"].idxmax()]
     assert result.best_epoch == int(best_row["epoch"])
     assert result.history.loc[result.history["kept"], "epoch"].tolist() == [result.best_epoch]
@@ -176,16 +218,18 @@ def test_the_kept_weights_are_those_of_the_best_validation_epoch():
     assert rescored["ua"] == pytest.approx(result.best_val["all"]["ua"])
 
 
-def test_too_few_clips_for_a_batch_is_a_clear_error():
+def test_too_few_clips_for_a_batch_is_a_clear_error(fast):
     with pytest.raises(ValueError, match="fewer than one batch"):
-        train_model(synthetic_split(1, 0), synthetic_split(1, 1), tiny(), FAST, torch.device("cpu"))
+        train_model(synthetic_split(1, 0), synthetic_split(1, 1), tiny(), fast, torch.device("cpu"))
 
 
-def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scores_their_mean(tmp_path):
+def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scores_their_mean(fast, tmp_path):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    params = dataclasses.replace(FAST, seed=3, members=2)
+    params = dataclasses.replace(fast, seed=3, members=2)
     result = train_ensemble(train, val, tiny(), params, torch.device("cpu"))
     assert len(result.members) == 2
+    assert isinstance(result.model, Ensemble) and result.model.config == tiny()
+    assert list(result.model.members) == [member.model for member in result.members]
     for index, member in enumerate(result.members):
         alone = train_model(train, val, tiny(), dataclasses.replace(params, seed=3 + index), torch.device("cpu"))
         for a, b in zip(member.model.state_dict().values(), alone.model.state_dict().values(), strict=True):
@@ -194,21 +238,23 @@ def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scor
     np.testing.assert_allclose(predict_proba(result.model, val.features, torch.device("cpu")), mean, atol=1e-5)
     rescored = scores(val.table["emotion"], np.take(EMOTIONS, mean.argmax(axis=1)))
     assert rescored["ua"] == pytest.approx(result.val["all"]["ua"])
-    assert list(result.history["member"]) == [1] * FAST.epochs + [2] * FAST.epochs
-    assert list(result.history["run_epoch"]) == list(range(1, 2 * FAST.epochs + 1))
+    assert list(result.history["member"]) == [1] * fast.epochs + [2] * fast.epochs
+    assert list(result.history["run_epoch"]) == list(range(1, 2 * fast.epochs + 1))
     training_curves(result.history, tmp_path / "curves.png")  # one line style per member
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
-def test_one_member_is_plain_training():
+def test_one_member_is_plain_training_in_an_ensemble_of_one(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    result = train_ensemble(train, val, tiny(), FAST, torch.device("cpu"))
-    alone = train_model(train, val, tiny(), FAST, torch.device("cpu"))
-    assert type(result.model) is type(alone.model) and result.val == alone.best_val
-    for a, b in zip(result.model.state_dict().values(), alone.model.state_dict().values(), strict=True):
+    result = train_ensemble(train, val, tiny(), fast, torch.device("cpu"))
+    alone = train_model(train, val, tiny(), fast, torch.device("cpu"))
+    assert isinstance(result.model, Ensemble) and len(result.model.members) == 1
+    (member,) = result.model.members
+    assert isinstance(member, Classifier) and result.val == alone.best_val
+    for a, b in zip(member.state_dict().values(), alone.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-
-
-def test_an_ensemble_of_no_members_is_refused():
-    with pytest.raises(ValueError, match=r"train\.members"):
-        TrainParams(members=0)
+    np.testing.assert_allclose(
+        predict_proba(result.model, val.features, torch.device("cpu")),
+        predict_proba(alone.model, val.features, torch.device("cpu")),
+        atol=1e-6,
+    )

@@ -13,10 +13,11 @@ from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
 from ser.io import atomic_path
 from ser.model import Classifier, Ensemble, ModelConfig
+from ser.params import ParamsError
 
+DEFAULT_PATH = Path("data/model/model.pt")  # where `dvc repro train` writes the bundle, relative to the repo
 FORMAT = "ser-model"
-FORMAT_VERSION = 2  # bump when the bundle's layout or the model's code changes incompatibly
-READABLE_VERSIONS = (1, 2)  # 1: one Classifier's "state_dict"; 2: a list of them, "state_dicts" (an ensemble)
+FORMAT_VERSION = 3  # bump when the bundle's layout or the model's code changes incompatibly
 
 
 class BundleError(ValueError):
@@ -25,28 +26,25 @@ class BundleError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Bundle:
-    model: Classifier | Ensemble  # in eval mode; an Ensemble when the bundle holds more than one member
-    model_config: ModelConfig
+    model: Ensemble  # one or more members, in eval mode
+    model_config: ModelConfig  # of every member
     frontend: FrontEndConfig  # the features the model was trained on: prediction uses these, not params.yaml
     labels: tuple[str, ...]  # output index -> emotion
-    info: dict  # how it was trained: params, best epoch, validation scores
+    info: dict  # how it was trained: params, kept epochs, validation scores
 
 
-def save_bundle(
-    path: Path, model: Classifier | Ensemble, model_config: ModelConfig, frontend: FrontEndConfig, info: dict
-) -> None:
-    """Write the bundle atomically: the weights of each member (one, for a Classifier) and the config they
-    share. Only tensors, strings, numbers, lists and dicts: loadable with weights_only."""
-    members = list(model.members) if isinstance(model, Ensemble) else [model]
+def save_bundle(path: Path, model: Ensemble, frontend: FrontEndConfig, info: dict) -> None:
+    """Write the bundle atomically: each member's weights and the config they share. Only tensors, strings,
+    numbers, lists and dicts, so it loads with weights_only."""
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "labels": list(EMOTIONS),
-        "model_config": dataclasses.asdict(model_config),
+        "model_config": dataclasses.asdict(model.config),
         "frontend": frontend.as_dict(),
         "info": info,
         "state_dicts": [
-            {name: tensor.detach().cpu() for name, tensor in member.state_dict().items()} for member in members
+            {name: tensor.detach().cpu() for name, tensor in member.state_dict().items()} for member in model.members
         ],
     }
     with atomic_path(path) as tmp:
@@ -72,26 +70,31 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
         raise BundleError(f"{path}: not a readable model file ({type(error).__name__}: {first_line})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BundleError(f"{path}: not a ser model bundle")
-    if payload.get("format_version") not in READABLE_VERSIONS:
+    if payload.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{path}: model format version {payload.get('format_version')}, this ser reads "
-            f"{', '.join(map(str, READABLE_VERSIONS))}; retrain it with this version or use the ser version that "
-            "made it"
+            f"{path}: model format version {payload.get('format_version')}, this ser reads {FORMAT_VERSION}; "
+            "retrain it with this version (`dvc repro train`) or use the ser version that made it"
         )
     try:
         model_config = ModelConfig(**payload["model_config"])
         frontend = FrontEndConfig.from_dict(payload["frontend"], f"{path}: frontend")
-        state_dicts = payload["state_dicts"] if payload["format_version"] >= 2 else [payload["state_dict"]]
-        members = [Classifier(model_config) for _ in state_dicts]
-        for member, state_dict in zip(members, state_dicts, strict=True):
+        labels = tuple(payload["labels"])
+        if len(labels) != model_config.n_classes:
+            raise ValueError(f"{len(labels)} labels for {model_config.n_classes} outputs")
+        members = [Classifier(model_config) for _ in payload["state_dicts"]]
+        for member, state_dict in zip(members, payload["state_dicts"], strict=True):
+            if not all(torch.isfinite(tensor).all() for tensor in state_dict.values() if tensor.is_floating_point()):
+                raise ValueError("some weights are NaN or infinite")
             member.load_state_dict(state_dict)
-        model = members[0] if len(members) == 1 else Ensemble(members)
+        model = Ensemble(members)
+    except ParamsError as error:
+        raise BundleError(str(error)) from error
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
         raise BundleError(f"{path}: the bundle does not match this version of ser ({error})") from error
     return Bundle(
         model=model.to(device).eval(),
         model_config=model_config,
         frontend=frontend,
-        labels=tuple(payload["labels"]),
+        labels=labels,
         info=payload["info"],
     )

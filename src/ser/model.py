@@ -20,12 +20,12 @@ kernels); the Transformer runs on a sequence `patch` times shorter than the fram
 multiply-add per parameter per clip, the cheapest place for parameters. Dropout sits in the head only by
 default: drawing random masks for large activations costs more on CPU than the layers around them.
 
-Presets live in one table, PRESETS; `build_model(size, n_mels, n_frames)` picks one. A ModelConfig is
-plain data: `dataclasses.asdict(config)`, saved with the weights, rebuilds the model with
-`Classifier(ModelConfig(**saved))` (lists read back from JSON/YAML are turned into tuples again).
+Presets live in one table, PRESETS; `Classifier(ModelConfig.from_preset(size, n_mels, n_frames, n_classes))`
+builds one. A ModelConfig is plain data: `dataclasses.asdict(config)`, saved with the weights, rebuilds the
+model with `Classifier(ModelConfig(**saved))` (lists read back from JSON/YAML are turned into tuples again).
 
-An Ensemble holds several Classifiers of one config (trained from different seeds, `train.members`) and
-predicts the mean of their probabilities; its output is used wherever a Classifier's logits are.
+An Ensemble is what a bundle holds and prediction runs: one or more Classifiers of one config (trained from
+successive seeds, `train.members`), predicting the mean of their probabilities.
 """
 
 from __future__ import annotations
@@ -39,30 +39,29 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils import flop_counter
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    n_mels: int = 64  # mel bands of the input spectrogram
-    n_frames: int = 188  # frames the model is built for (3 s at 16 kHz, hop 256); fewer also work
-    n_classes: int = 8  # emotions; one logit each
-    stem_channels: int = 8  # channels of each CNN branch's strided stem, the only full-resolution conv
-    # square branch: channels per stage. Each branch's first stage works on the stem's large map, where memory
-    # traffic rather than arithmetic sets the cost (BatchNorm, ReLU, pooling): kept thin in every preset
-    square_channels: tuple[int, ...] = (8, 32, 64, 128)
-    square_depth: int = 1  # 3x3 convolutions per square stage (each stage ends in a 2x2 max-pool)
-    wide_channels: tuple[int, ...] = (8, 32, 64)  # wide branch: channels per stage (one conv + pool each)
-    wide_kernels: tuple[tuple[int, int], ...] = ((9, 3), (3, 9))  # (freq, time) kernels, cycled from the stem on
-    wide_pool: tuple[int, int] = (2, 4)  # (freq, time) stem stride and pool of the wide branch
-    stem_pool: bool = False  # max-pool right after each stem, so no stage runs at the stems' resolution
-    patch: int = 4  # frames per Transformer token (188 frames -> 47 tokens of 64 ms)
-    d_model: int = 128  # Transformer width
-    n_heads: int = 4  # attention heads; must divide d_model
-    n_layers: int = 2  # Transformer blocks
-    ff_mult: int = 4  # feed-forward hidden width = ff_mult * d_model
-    attn_dropout: float = 0.0  # dropout on the Transformer's residual branches; costly on CPU (mask RNG)
-    head_hidden: tuple[int, ...] = (256,)  # widths of the dense layers after the concatenated branch vectors
-    dropout: float = 0.3  # dropout before every dense layer of the head
+    n_mels: int  # mel bands of the input spectrogram
+    n_frames: int  # frames the model is built for (the clip's); fewer also work
+    n_classes: int  # emotions; one logit each
+    stem_channels: int  # channels of each CNN branch's strided stem, the only full-resolution conv
+    square_channels: tuple[int, ...]  # square branch: channels per stage
+    square_depth: int  # 3x3 convolutions per square stage (each stage ends in a 2x2 max-pool)
+    wide_channels: tuple[int, ...]  # wide branch: channels per stage (one conv + pool each)
+    wide_kernels: tuple[tuple[int, int], ...]  # (freq, time) kernels of the wide branch, cycled from the stem on
+    wide_pool: tuple[int, int]  # (freq, time) stem stride and pool of the wide branch
+    stem_pool: bool  # max-pool right after each stem, so no stage runs at the stems' resolution
+    patch: int  # frames per Transformer token
+    d_model: int  # Transformer width
+    n_heads: int  # attention heads; must divide d_model
+    n_layers: int  # Transformer blocks
+    ff_mult: int  # feed-forward hidden width = ff_mult * d_model
+    attn_dropout: float  # dropout on the Transformer's residual branches; costly on CPU (mask RNG)
+    head_hidden: tuple[int, ...]  # widths of the dense layers after the concatenated branch vectors
+    dropout: float  # dropout before every dense layer of the head
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # a config read back from JSON has lists where tuples were saved
@@ -75,40 +74,48 @@ class ModelConfig:
             raise ValueError(f"n_frames={self.n_frames} is shorter than one patch of {self.patch} frames")
 
     @classmethod
-    def from_preset(cls, size: str, n_mels: int = 64, n_frames: int = 188, n_classes: int = 8) -> ModelConfig:
-        """The preset `size` (a key of PRESETS) for inputs of n_mels x n_frames."""
+    def from_preset(cls, size: str, n_mels: int, n_frames: int, n_classes: int) -> ModelConfig:
+        """The preset `size` (a key of PRESETS) for inputs of n_mels x n_frames and n_classes outputs."""
         if size not in PRESETS:
-            raise KeyError(f"unknown model size {size!r}; known: {', '.join(PRESETS)}")
-        return dataclasses.replace(PRESETS[size], n_mels=n_mels, n_frames=n_frames, n_classes=n_classes)
+            raise ValueError(f"model.size: {size!r} is not a preset; known: {', '.join(PRESETS)}")
+        return cls(n_mels=n_mels, n_frames=n_frames, n_classes=n_classes, **SHARED, **PRESETS[size])
 
 
 def _to_tuple(value: Any) -> Any:
     return tuple(_to_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-# All model sizes, in one table. The names 2M..32M are the trainable parameter counts (+-10%, checked by
-# tests/test_model.py); "tiny" is for tests, "small" (the default) for CPU training: pooled stems and
-# 128 ms tokens make it 1.6x faster to train than the dataclass defaults above at about the same parameter
-# count (benchmarks/run.py measures both). Going up, the parameters go mostly where they are cheap: the
-# Transformer, the last (smallest) CNN stages, and the dense head.
+# Every model size, in one table: SHARED holds what all presets have in common, PRESETS the rest.
+# The names 2M..32M are the trainable parameter counts (+-10%, checked by tests/test_model.py); "tiny" is
+# for tests, "small" (the default) for CPU training: its stems are pooled at once, since at their resolution
+# BatchNorm, ReLU and pooling cost more than any convolution, and its tokens are 8 frames long. Going up,
+# the parameters go mostly where they are cheap: the Transformer, the last (smallest) CNN stages, the head.
+# Each branch's first stage works on a large map, where memory traffic sets the cost: kept thin everywhere.
+SHARED: dict[str, Any] = {
+    "wide_kernels": ((9, 3), (3, 9)),
+    "wide_pool": (2, 4),  # time shrinks faster than frequency
+    "ff_mult": 4,
+    "attn_dropout": 0.0,
+    "dropout": 0.3,
+}
 # fmt: off
-PRESETS: dict[str, ModelConfig] = {
-    "tiny":  ModelConfig(stem_channels=4, square_channels=(4, 16), square_depth=1, wide_channels=(4, 16),
-                         d_model=32, n_heads=2, n_layers=1, patch=4, head_hidden=(32,)),
-    "small": ModelConfig(stem_channels=8, square_channels=(32, 64, 128), square_depth=1, wide_channels=(32, 64),
-                         stem_pool=True, d_model=128, n_heads=4, n_layers=2, patch=8, head_hidden=(256,)),
-    "2M":    ModelConfig(stem_channels=8, square_channels=(8, 32, 64, 128, 256), square_depth=1,
-                         wide_channels=(8, 64, 128),
-                         d_model=192, n_heads=4, n_layers=3, patch=4, head_hidden=(128,)),
-    "8M":    ModelConfig(stem_channels=8, square_channels=(8, 32, 64, 128, 256), square_depth=2,
-                         wide_channels=(8, 64, 256),
-                         d_model=256, n_heads=4, n_layers=3, patch=4, head_hidden=(2048, 1024)),
-    "16M":   ModelConfig(stem_channels=8, square_channels=(8, 32, 64, 128, 256), square_depth=2,
-                         wide_channels=(8, 64, 256),
-                         d_model=384, n_heads=6, n_layers=6, patch=8, head_hidden=(2048, 1024)),
-    "32M":   ModelConfig(stem_channels=8, square_channels=(8, 32, 64, 128, 256, 512), square_depth=2,
-                         wide_channels=(8, 64, 256),
-                         d_model=512, n_heads=8, n_layers=7, patch=8, head_hidden=(2048, 1024)),
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny":  dict(stem_channels=4, square_channels=(4, 16), square_depth=1, wide_channels=(4, 16), stem_pool=False,
+                  d_model=32, n_heads=2, n_layers=1, patch=4, head_hidden=(32,)),
+    "small": dict(stem_channels=8, square_channels=(32, 64, 128), square_depth=1, wide_channels=(32, 64),
+                  stem_pool=True, d_model=128, n_heads=4, n_layers=2, patch=8, head_hidden=(256,)),
+    "2M":    dict(stem_channels=8, square_channels=(8, 32, 64, 128, 256), square_depth=1,
+                  wide_channels=(8, 64, 128), stem_pool=False,
+                  d_model=192, n_heads=4, n_layers=3, patch=4, head_hidden=(128,)),
+    "8M":    dict(stem_channels=8, square_channels=(8, 32, 64, 128, 256), square_depth=2,
+                  wide_channels=(8, 64, 256), stem_pool=False,
+                  d_model=256, n_heads=4, n_layers=3, patch=4, head_hidden=(2048, 1024)),
+    "16M":   dict(stem_channels=8, square_channels=(8, 32, 64, 128, 256), square_depth=2,
+                  wide_channels=(8, 64, 256), stem_pool=False,
+                  d_model=384, n_heads=6, n_layers=6, patch=8, head_hidden=(2048, 1024)),
+    "32M":   dict(stem_channels=8, square_channels=(8, 32, 64, 128, 256, 512), square_depth=2,
+                  wide_channels=(8, 64, 256), stem_pool=False,
+                  d_model=512, n_heads=8, n_layers=7, patch=8, head_hidden=(2048, 1024)),
 }
 # fmt: on
 
@@ -264,7 +271,7 @@ class Classifier(nn.Module):
         self.head = nn.Sequential(*head)
         self.apply(_init_weights)
         # conv weights stored channels-last make every feature map channels-last too: oneDNN's kernels for
-        # that layout are faster on CPU, 5x for the 1-channel stems' backward (values are unchanged)
+        # that layout are faster on CPU, most of all for the 1-channel stems' backward (values are unchanged)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -276,15 +283,21 @@ class Classifier(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """Classifiers of one architecture trained from different seeds, averaged in probability:
-    x (B, n_mels, T) -> log of the members' mean class probabilities (B, n_classes). These are logits like a
-    Classifier's: their softmax is the mean of the members' softmaxes."""
+    """The model a bundle holds: one or more Classifiers of one config (trained from successive seeds),
+    averaged in probability. x (B, n_mels, T) -> log of the members' mean class probabilities (B, n_classes):
+    logits like a Classifier's, whose softmax is the mean of the members' softmaxes."""
 
     def __init__(self, members: Sequence[Classifier]):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
+        if any(member.cfg != members[0].cfg for member in members):
+            raise ValueError("the members of an ensemble must share one config")
         self.members = nn.ModuleList(members)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.members[0].cfg
 
     def forward(self, x: Tensor) -> Tensor:
         log_probs = torch.stack([F.log_softmax(member(x).float(), dim=-1) for member in self.members])  # (M, B, C)
@@ -302,11 +315,22 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_model(size: str, n_mels: int, n_frames: int, n_classes: int = 8) -> Classifier:
-    """The preset `size` (a key of PRESETS) for spectrograms of n_mels x n_frames."""
-    return Classifier(ModelConfig.from_preset(size, n_mels, n_frames, n_classes))
-
-
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# FlopCounterMode has no formula for the CPU flash-attention kernels: count them as the GPU's
+CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: (
+        lambda q, k, v, *_, **__: flop_counter.sdpa_flop_count(q, k, v)
+    ),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: (
+        lambda g, q, k, v, *_, **__: flop_counter.sdpa_backward_flop_count(g, q, k, v)
+    ),
+}
+
+
+def flop_counter_mode() -> flop_counter.FlopCounterMode:
+    """torch's FLOP counter, attention on the CPU included: `with flop_counter_mode() as counter: ...`."""
+    return flop_counter.FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)

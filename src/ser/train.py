@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ser.corpora import EMOTIONS
-from ser.evaluation import predict_proba, scores_by_corpus
+from ser.evaluation import predict_proba, probability_table, scores_by_corpus
 from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import TrainParams
@@ -51,7 +51,7 @@ class TrainResult:
 
 @dataclasses.dataclass
 class EnsembleResult:
-    model: Classifier | Ensemble  # the one member, or the Ensemble of all members' kept weights; in eval mode
+    model: Ensemble  # every member's kept weights, in eval mode
     members: list[TrainResult]  # one per member, in seed order
     val: dict  # `scores_by_corpus` of `model` on the validation split
     history: pd.DataFrame  # the members' histories one after the other, with columns `member` and `run_epoch`
@@ -144,15 +144,13 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
-def validation_scores(model: Classifier, val: FeatureSplit, y_val: np.ndarray, device: torch.device) -> tuple:
+def validation_scores(
+    model: Classifier | Ensemble, val: FeatureSplit, y_val: np.ndarray, device: torch.device
+) -> tuple:
     """(`scores_by_corpus` on the validation split, its selection score, the validation loss)."""
     val_probs = predict_proba(model, val.features, device)
-    val_table = pd.DataFrame(
-        {
-            "corpus": val.table["corpus"],
-            "actual": np.take(EMOTIONS, y_val),
-            "predicted": np.take(EMOTIONS, val_probs.argmax(axis=1)),
-        }
+    val_table = probability_table(val_probs, EMOTIONS).assign(
+        corpus=val.table["corpus"], actual=np.take(EMOTIONS, y_val)
     )
     val_scores = scores_by_corpus(val_table)
     score = selection_score({k: v for k, v in val_scores.items() if k != "all"})
@@ -186,7 +184,7 @@ def train_model(
     if n_batches == 0:
         raise ValueError(f"{len(x_train)} training clips: fewer than one batch of {params.batch_size}")
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.l2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=params.lr, total_steps=params.epochs * n_batches, pct_start=params.warmup
     )
@@ -276,19 +274,16 @@ def train_ensemble(
     device: torch.device,
 ) -> EnsembleResult:
     """Train `params.members` Classifiers with `train_model`, from seeds params.seed, params.seed + 1, ...;
-    each keeps its own weights chosen on validation. Several members predict together with the mean of their
-    probabilities (an Ensemble). With one member this is `train_model` alone."""
+    each keeps its own weights chosen on validation. Together they are the Ensemble that predicts the mean of
+    their probabilities (with one member, that member's probabilities)."""
     members = []
     for index in range(params.members):
         if params.members > 1:
             print(f"train: member {index + 1} of {params.members}, seed {params.seed + index}")
         member_params = dataclasses.replace(params, seed=params.seed + index)
         members.append(train_model(train, val, model_config, member_params, device))
-    if len(members) == 1:
-        model, val_scores = members[0].model, members[0].best_val
-    else:
-        model = Ensemble([member.model for member in members]).eval()
-        val_scores, _, _ = validation_scores(model, val, label_indices(val.table["emotion"]).numpy(), device)
+    model = Ensemble([member.model for member in members]).eval()
+    val_scores, _, _ = validation_scores(model, val, label_indices(val.table["emotion"]).numpy(), device)
     history = pd.concat(
         [member.history.assign(member=index + 1) for index, member in enumerate(members)], ignore_index=True
     )

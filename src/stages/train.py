@@ -5,6 +5,7 @@ labels, front-end settings)."""
 import dataclasses
 
 from ser.bundle import save_bundle
+from ser.corpora import EMOTIONS
 from ser.device import pick_device
 from ser.features import load_frontend, load_split
 from ser.io import write_csv, write_json
@@ -20,7 +21,7 @@ def main(argv=None) -> None:
     model_params = load_section(args.params, "model", ModelParams)
     params = load_section(args.params, "train", TrainParams)
     frontend = load_frontend(args.features)
-    config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames)
+    config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     device = pick_device()
     result = train_ensemble(
         load_split(args.features, "train"), load_split(args.features, "val"), config, params, device
@@ -35,7 +36,7 @@ def main(argv=None) -> None:
         "device": device.type,
     }
     info = {"train": dataclasses.asdict(params), **summary}
-    save_bundle(args.model, result.model, config, frontend, info)
+    save_bundle(args.model, result.model, frontend, info)
     write_csv(result.history.round(5), args.history)
     training_curves(result.history, args.curves)
     write_json(summary, args.metrics)
