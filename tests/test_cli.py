@@ -12,34 +12,24 @@ import pytest
 import soundfile as sf
 import torch
 
-from ser.audio import FrontEndConfig, load_audio
-from ser.bundle import save_bundle
+from ser.audio import load_audio
 from ser.cli import DECIMALS, EXIT_FILES_FAILED, EXIT_NO_RUN, EXIT_OK, main
 from ser.corpora import EMOTIONS
-from ser.model import Classifier, ModelConfig
-from ser.params import AudioParams, MelspecParams
 from ser.predict import Predictor, predictions_table
 
 SR = 16000
-FRONTEND = FrontEndConfig(AudioParams(), MelspecParams())
 P_COLUMNS = [f"p_{emotion}" for emotion in EMOTIONS]
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = ModelConfig.from_preset("tiny", FRONTEND.melspec.n_mels, FRONTEND.n_frames)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_bundle(path, Classifier(config), config, FRONTEND, info={"note": "untrained, for tests"})
-    return path
+def model(tiny_bundle) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
-def clips(mirror) -> list[Path]:
-    return [
-        mirror / "ravdess" / "Actor_02" / "03-01-03-01-01-01-02.flac",
-        mirror / "tess" / "OAF_angry" / "OAF_back_angry.flac",
-    ]
+def clips(clips) -> list[Path]:
+    """Two of the shared real clips."""
+    return clips[:2]
 
 
 def ser(*argv, capsys) -> tuple[int, str, str]:
@@ -111,24 +101,18 @@ def test_per_window_lists_each_window_of_a_long_file(model, clips, tmp_path, cap
     np.testing.assert_allclose(whole[P_COLUMNS].to_numpy()[0], table[P_COLUMNS].to_numpy()[:6].mean(axis=0), atol=1e-4)
 
 
-def test_bad_files_get_one_line_each_and_the_rest_is_predicted(model, clips, tmp_path, capsys, write_tone):
-    (tmp_path / "empty_folder").mkdir()
-    (tmp_path / "zero.wav").write_bytes(b"")
-    (tmp_path / "notes.wav").write_text("not audio\n" * 10)
-    flac = clips[0].read_bytes()
-    (tmp_path / "cut.flac").write_bytes(flac[: len(flac) // 3])
-    sf.write(tmp_path / "nan.wav", np.full(1000, np.inf, np.float32), SR, subtype="FLOAT")
+def test_bad_files_get_one_line_each_and_the_rest_is_predicted(model, clips, bad_audio, tmp_path, capsys):
     sf.write(tmp_path / "silent.wav", np.zeros(SR, np.float32), SR)
-    bad = ["missing.wav", "empty_folder", "zero.wav", "notes.wav", "cut.flac", "nan.wav"]
-    paths = [clips[0], *(tmp_path / name for name in bad), tmp_path / "silent.wav", clips[1]]
+    bad = [path for path in bad_audio if not path.is_dir()]
+    paths = [clips[0], *bad, tmp_path / "silent.wav", clips[1]]
     status, out, err = ser("predict", "--model", model, "--format", "csv", *paths, capsys=capsys)
     assert status == EXIT_FILES_FAILED
     lines = err.strip().splitlines()
     assert len(lines) == len(bad) + 2  # one per bad file, one for the silent file, the summary
-    for line, name in zip(lines, bad, strict=False):
-        assert line.startswith(f"error: {tmp_path / name}: ")
+    for line, path in zip(lines, bad, strict=False):
+        assert line.startswith(f"error: {path}: {bad_audio[path]}")
     assert lines[-2].startswith(f"silent: {tmp_path / 'silent.wav'}: ")
-    assert lines[-1] == "ser predict: 2 predicted, 6 failed, 1 silent"
+    assert lines[-1] == f"ser predict: 2 predicted, {len(bad)} failed, 1 silent"
     assert "Traceback" not in err
     table = pd.read_csv(io.StringIO(out))
     assert list(table["path"]) == [str(clips[0]), str(tmp_path / "silent.wav"), str(clips[1])]
@@ -177,7 +161,13 @@ def test_unusable_model_files_end_the_run_with_one_line(model, clips, tmp_path, 
 
 
 def test_unusable_options_end_the_run_with_one_line(model, clips, capsys):
-    for option in (["--overlap", "1.5"], ["--device", "no-such-device"], ["--workers", "0"]):
+    for option in (
+        ["--overlap", "1.5"],
+        ["--device", "no-such-device"],
+        ["--workers", "0"],
+        ["--silence-dbfs", "nan"],
+        ["--silence-dbfs", "3"],
+    ):
         status, out, err = ser("predict", "--model", model, *option, clips[0], capsys=capsys)
         assert status == EXIT_NO_RUN and out == "" and err.count("\n") == 1 and "Traceback" not in err
     with pytest.raises(SystemExit) as exit_info:
@@ -189,5 +179,5 @@ def test_unusable_options_end_the_run_with_one_line(model, clips, capsys):
 def test_info_shows_the_bundle(model, capsys):
     status, out, _ = ser("info", "--model", model, capsys=capsys)
     summary = json.loads(out)
-    assert status == EXIT_OK and summary["labels"] == list(EMOTIONS)
+    assert status == EXIT_OK and summary["labels"] == list(EMOTIONS) and summary["members"] == 1
     assert summary["frontend"]["audio"]["sample_rate"] == SR and summary["info"] == {"note": "untrained, for tests"}

@@ -1,5 +1,6 @@
 """Prediction: windows, streaming, features equal to the melspec stage's, any rate or channels, bad input."""
 
+import dataclasses
 import math
 import re
 import tracemalloc
@@ -11,30 +12,15 @@ import soundfile as sf
 import soxr
 import torch
 
-from ser.audio import AudioError, FrontEndConfig, LogMel, load_audio, prepare
+from ser.audio import AudioError, LogMel, load_audio, prepare, sliding_windows, stream_audio
 from ser.bundle import BundleError, load_bundle, save_bundle
 from ser.corpora import EMOTIONS
-from ser.evaluation import predict_proba
+from ser.evaluation import SILENT, predict_proba
 from ser.features import compute_features, load_split
-from ser.model import Classifier, Ensemble, ModelConfig
-from ser.params import AudioParams, MelspecParams
-from ser.predict import (
-    SILENT,
-    Failure,
-    Prediction,
-    PredictOptions,
-    Predictor,
-    decode_file,
-    find_audio_files,
-    predict_table,
-    predictions_table,
-    sliding_windows,
-    stream_mono,
-)
+from ser.model import Classifier, Ensemble
+from ser.predict import Failure, Prediction, PredictOptions, Predictor, find_files, predictions_table
 
 SR = 16000
-FRONTEND = FrontEndConfig(AudioParams(), MelspecParams())
-WINDOW = FRONTEND.n_samples  # 3 s at 16 kHz
 EXACT = 1e-6  # probabilities of the same features through differently sized batches
 # The same clip stored at 44.1 kHz comes back through two soxr passes: features move by hundredths of a dB
 # on average (a few dB in single near-silent bins), probabilities by < 1e-4 for untrained models.
@@ -43,27 +29,8 @@ RESAMPLED_P = 5e-4  # largest |difference| of a probability
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    torch.manual_seed(0)
-    config = ModelConfig.from_preset("tiny", FRONTEND.melspec.n_mels, FRONTEND.n_frames)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_bundle(path, Classifier(config), config, FRONTEND, info={})
-    return path
-
-
-@pytest.fixture(scope="module")
-def predictor(bundle_path):
-    return Predictor(bundle_path, "cpu")
-
-
-@pytest.fixture(scope="module")
-def clips(mirror):
-    """Three real clips: two RAVDESS, one TESS."""
-    return [
-        mirror / "ravdess" / "Actor_01" / "03-01-01-01-01-01-01.flac",
-        mirror / "ravdess" / "Actor_14" / "03-01-05-02-01-02-14.flac",
-        mirror / "tess" / "YAF_happy" / "YAF_ring_happy.flac",
-    ]
+def predictor(tiny_bundle):
+    return Predictor(tiny_bundle, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +40,16 @@ def long_signal(clips):
     assert speech.shape == (20 * SR,)
     speech[6 * SR : 11 * SR] = 0.0
     return speech
+
+
+def windows_of(predictor: Predictor, path) -> list:
+    """The prepared windows the predictor cuts from a file (None: silent)."""
+    return [item.samples for item in predictor._items([path]) if hasattr(item, "samples")]
+
+
+def features(predictor: Predictor, windows: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return predictor.logmel(torch.from_numpy(np.asarray(windows, dtype=np.float32))).numpy()
 
 
 def test_sliding_windows_count_start_and_cover_the_end():
@@ -107,17 +84,17 @@ def test_sliding_windows_are_the_same_whatever_the_chunks_and_read_lazily():
     assert len(pulled) == 10  # 96 samples need 10 chunks of 10
 
 
-def test_a_clip_that_fits_one_window_gets_exactly_the_melspec_stage_features(predictor, clips, tmp_path):
+def test_a_clip_that_fits_one_window_gets_exactly_the_melspec_stage_features(predictor, frontend, clips, tmp_path):
     table = pd.DataFrame({"split": "test", "row": range(len(clips)), "file": list(map(str, clips)), "prepared": False})
-    compute_features(table, tmp_path / "features", FRONTEND, workers=1)  # the melspec stage's own code
+    compute_features(table, tmp_path / "features", frontend, workers=1)  # the melspec stage's own code
     stage = load_split(tmp_path / "features", "test").features  # (3, n_mels, n_frames)
-    decoded = [decode_file(clip, predictor.frontend, predictor.options) for clip in clips]
-    assert all(len(d.windows) == 1 and d.starts_s == (0.0,) for d in decoded)
-    windows = np.stack([d.windows[0] for d in decoded])  # (3, n_samples)
-    np.testing.assert_array_equal(windows, np.stack([prepare(load_audio(c, SR), FRONTEND.audio) for c in clips]))
-    np.testing.assert_array_equal(predictor.features(windows), stage)
+    cut = [windows_of(predictor, clip) for clip in clips]
+    assert all(len(windows) == 1 for windows in cut)
+    windows = np.stack([w[0] for w in cut])  # (3, n_samples)
+    np.testing.assert_array_equal(windows, np.stack([prepare(load_audio(c, SR), frontend.audio) for c in clips]))
+    np.testing.assert_array_equal(features(predictor, windows), stage)
     with torch.inference_mode():
-        np.testing.assert_array_equal(predictor.features(windows), LogMel(FRONTEND)(torch.from_numpy(windows)).numpy())
+        np.testing.assert_array_equal(features(predictor, windows), LogMel(frontend)(torch.from_numpy(windows)).numpy())
     # so the probabilities are the evaluate stage's (predict_proba on the stored features)
     expected = predict_proba(predictor.bundle.model, stage, torch.device("cpu"))
     got = [predictor.predict_file(clip).probabilities for clip in clips]
@@ -137,11 +114,8 @@ def test_stereo_and_44k_copies_predict_like_the_mono_16k_clip(predictor, clips, 
     np.testing.assert_allclose(resampled.probabilities, reference, atol=RESAMPLED_P)
     other_clip = np.array(predictor.predict_file(clips[0]).probabilities)
     assert np.abs(other_clip - reference).max() > 4 * RESAMPLED_P  # the tolerance does tell clips apart
-    features = [
-        predictor.features(decode_file(p, FRONTEND, predictor.options).windows[0][None])
-        for p in (clip, tmp_path / "44k.wav")
-    ]
-    assert np.abs(features[0] - features[1]).mean() < RESAMPLED_DB
+    both = [features(predictor, windows_of(predictor, p)[0][None]) for p in (clip, tmp_path / "44k.wav")]
+    assert np.abs(both[0] - both[1]).mean() < RESAMPLED_DB
 
 
 def test_a_long_clip_is_windowed_and_silent_windows_are_left_out(predictor, long_signal, tmp_path):
@@ -164,14 +138,14 @@ def test_a_long_clip_is_windowed_and_silent_windows_are_left_out(predictor, long
 
 
 @pytest.mark.parametrize("rate", [SR, 44100])
-def test_streaming_a_long_file_gives_the_in_memory_result(bundle_path, long_signal, rate, tmp_path):
+def test_streaming_a_long_file_gives_the_in_memory_result(tiny_bundle, long_signal, rate, tmp_path):
     path = tmp_path / f"long_{rate}.flac"
     samples = long_signal if rate == SR else soxr.resample(long_signal, SR, rate, quality="HQ")
     sf.write(path, np.stack([samples, samples], axis=1), rate, subtype="PCM_24")  # stereo
-    streaming = Predictor(bundle_path, options=PredictOptions(stream_above_s=5.0, block_s=0.7))
-    in_memory = Predictor(bundle_path, options=PredictOptions(stream_above_s=math.inf))
+    streaming = Predictor(tiny_bundle, options=PredictOptions(stream_above_s=5.0, block_s=0.7))
+    in_memory = Predictor(tiny_bundle, options=PredictOptions(stream_above_s=math.inf))
     decoded, _ = sf.read(path, dtype="float32")
-    chunks = list(stream_mono(path, SR, block_s=0.7))
+    chunks = list(stream_audio(path, SR, block_s=0.7))
     assert max(map(len, chunks)) <= 1.1 * 0.7 * SR  # about a block at a time (the resampler's delay evens out)
     np.testing.assert_array_equal(np.concatenate(chunks), load_audio(path, SR))
     streamed = streaming.predict_file(path)
@@ -182,7 +156,7 @@ def test_streaming_a_long_file_gives_the_in_memory_result(bundle_path, long_sign
         assert streamed.peak_dbfs == pytest.approx(other.peak_dbfs, abs=1e-4)
 
 
-def test_streaming_keeps_memory_bounded(bundle_path, tmp_path):
+def test_streaming_keeps_memory_bounded(tiny_bundle, tmp_path):
     """Three minutes of 44.1 kHz stereo (63 MB as float32): numpy never holds more than a few MB at once."""
     seconds, rate = 180, 44100
     path = tmp_path / "three_minutes.wav"
@@ -190,7 +164,7 @@ def test_streaming_keeps_memory_bounded(bundle_path, tmp_path):
     with sf.SoundFile(path, "w", rate, 2, subtype="PCM_16") as file:
         for _ in range(seconds // 10):
             file.write(0.1 * rng.standard_normal((10 * rate, 2)).astype(np.float32))
-    predictor = Predictor(bundle_path, options=PredictOptions(stream_above_s=60.0, batch_size=16))
+    predictor = Predictor(tiny_bundle, options=PredictOptions(stream_above_s=60.0, batch_size=16))
     tracemalloc.start()
     prediction = predictor.predict_file(path)
     _, peak_bytes = tracemalloc.get_traced_memory()
@@ -200,77 +174,76 @@ def test_streaming_keeps_memory_bounded(bundle_path, tmp_path):
     assert peak_bytes < whole_file_bytes / 4
 
 
-def test_bad_files_fail_one_by_one_and_the_others_are_predicted(predictor, clips, tmp_path, write_tone):
+def test_bad_files_fail_one_by_one_with_the_audio_modules_message_and_the_others_are_predicted(
+    predictor, clips, bad_audio, tmp_path, write_tone
+):
     good = tmp_path / "good.wav"
     write_tone(good, 440.0, seconds=1.0)
-    flac = clips[0].read_bytes()
-    (tmp_path / "truncated.flac").write_bytes(flac[: len(flac) // 2])
-    wav = tmp_path / "full.wav"
-    sf.write(wav, load_audio(clips[0], SR), SR)
-    (tmp_path / "truncated.wav").write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
-    (tmp_path / "empty.wav").write_bytes(b"")
-    sf.write(tmp_path / "no_samples.wav", np.zeros(0, np.float32), SR)
-    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan, -0.1] * 1000, np.float32), SR, subtype="FLOAT")
-    (tmp_path / "text.flac").write_text("this is not audio\n" * 20)
     sf.write(tmp_path / "silent.wav", np.full(SR, 10 ** (-70 / 20), np.float32), SR, subtype="FLOAT")
     (tmp_path / "empty_folder").mkdir()
-    bad = {
-        "missing.wav": "no such file",
-        "empty_folder": "no audio files",
-        "truncated.flac": "cannot decode",
-        "truncated.wav": "truncated",
-        "empty.wav": "empty (0 bytes)",
-        "no_samples.wav": "no audio samples",
-        "nan.wav": "NaN or infinite",
-        "text.flac": "not readable as audio",
-    }
-    paths = [good, *(tmp_path / name for name in bad), tmp_path / "silent.wav", clips[1]]
+    bad = {**bad_audio, tmp_path / "empty_folder": "no audio files in this folder"}
+    bad[tmp_path / "folder.wav"] = "no audio files in this folder"  # a folder named on the command line is searched
+    paths = [good, *bad, tmp_path / "silent.wav", clips[1]]
     results = list(predictor.predict_paths(paths))
     assert [r.path for r in results] == paths
     assert isinstance(results[0], Prediction) and isinstance(results[-1], Prediction)
-    for result, (name, problem) in zip(results[1:-2], bad.items(), strict=True):
+    for result, (path, problem) in zip(results[1:-2], bad.items(), strict=True):
         assert isinstance(result, Failure)
-        assert result.message.startswith(str(tmp_path / name) + ": ") and problem in result.message
-        assert "\n" not in result.message
-        if name != "empty_folder":  # predict_file: the same message, raised
+        assert result.message.startswith(f"{path}: {problem}") and "\n" not in result.message
+        if not path.is_dir():  # the same message as the audio module's, and from predict_file
+            with pytest.raises(AudioError) as error:
+                load_audio(path, SR)
+            assert result.message == str(error.value)
             with pytest.raises(AudioError, match=re.escape(problem)):
-                predictor.predict_file(tmp_path / name)
+                predictor.predict_file(path)
     silent = results[-2]
     assert silent.silent and silent.predicted == SILENT and math.isnan(silent.confidence)
     assert silent.peak_dbfs == pytest.approx(-70.0, abs=0.01)
-    loud_enough = Predictor(predictor.bundle, options=PredictOptions(silence_dbfs=-80.0))
-    assert not loud_enough.predict_file(tmp_path / "silent.wav").silent  # the threshold is an option
 
 
-def test_a_long_file_that_breaks_midway_fails_and_the_next_file_is_predicted(bundle_path, long_signal, clips, tmp_path):
+def test_the_silence_level_comes_from_the_bundle_unless_given(predictor, tiny_bundle, tmp_path):
+    sf.write(tmp_path / "quiet.wav", np.full(SR, 10 ** (-70 / 20), np.float32), SR, subtype="FLOAT")
+    bundle = load_bundle(tiny_bundle)
+    assert predictor.silence_dbfs == bundle.frontend.audio.silence_dbfs
+    assert predictor.predict_file(tmp_path / "quiet.wav").silent
+    louder = dataclasses.replace(bundle.frontend.audio, silence_dbfs=-80.0)
+    trained_quieter = dataclasses.replace(bundle, frontend=dataclasses.replace(bundle.frontend, audio=louder))
+    assert not Predictor(trained_quieter).predict_file(tmp_path / "quiet.wav").silent
+    assert not Predictor(bundle, options=PredictOptions(silence_dbfs=-80.0)).predict_file(tmp_path / "quiet.wav").silent
+    with pytest.raises(ValueError, match="silence_dbfs"):
+        PredictOptions(silence_dbfs=float("nan"))
+
+
+def test_a_long_file_that_breaks_midway_fails_and_the_next_file_is_predicted(tiny_bundle, long_signal, clips, tmp_path):
     path = tmp_path / "long.flac"
     sf.write(path, long_signal, SR)
     data = path.read_bytes()
     broken = tmp_path / "broken.flac"
     broken.write_bytes(data[: len(data) // 2] + bytes(4096) + data[len(data) // 2 + 4096 :])  # a corrupt stretch
-    predictor = Predictor(bundle_path, options=PredictOptions(stream_above_s=5.0, batch_size=4))
+    predictor = Predictor(tiny_bundle, options=PredictOptions(stream_above_s=5.0, batch_size=4))
     results = list(predictor.predict_paths([broken, clips[0]]))
     assert isinstance(results[0], Failure) and results[0].message.startswith(f"{broken}: cannot decode audio")
     assert isinstance(results[1], Prediction)
 
 
-def test_folders_are_searched_recursively_for_audio(tmp_path, write_tone):
-    for name in ("b/one.wav", "a/two.FLAC", "c/four.aiff", "five.wav"):
-        write_tone(tmp_path / name, 300.0, fmt="AIFF" if name.endswith(".aiff") else None)
-    (tmp_path / "a" / "deep").mkdir()
-    sf.write(tmp_path / "a" / "deep" / "three.ogg", np.zeros(SR, np.float32), SR, format="OGG", subtype="VORBIS")
-    (tmp_path / "notes.txt").write_text("not audio")
-    write_tone(tmp_path / ".hidden" / "six.wav", 300.0)
-    write_tone(tmp_path / "a" / "._seven.wav", 300.0)
-    found = list(find_audio_files([tmp_path]))
-    names = [p.relative_to(tmp_path).as_posix() for p in found]
-    assert names == ["a/deep/three.ogg", "a/two.FLAC", "b/one.wav", "c/four.aiff", "five.wav"]
+def test_folders_are_searched_with_find_audio_and_other_paths_pass_as_given(tmp_path, write_tone):
+    write_tone(tmp_path / "b" / "one.wav", 300.0)
+    write_tone(tmp_path / "a" / "two.flac", 300.0)
+    (tmp_path / "empty").mkdir()
+    found = list(find_files([tmp_path / "b" / "one.wav", tmp_path, tmp_path / "missing.wav", tmp_path / "empty"]))
+    assert found[:4] == [
+        tmp_path / "b" / "one.wav",
+        tmp_path / "a" / "two.flac",
+        tmp_path / "b" / "one.wav",
+        tmp_path / "missing.wav",
+    ]
+    assert found[4] == Failure(tmp_path / "empty", f"{tmp_path / 'empty'}: no audio files in this folder")
 
 
-def test_model_files_that_cannot_be_used_raise_bundle_error(bundle_path, tmp_path):
+def test_model_files_that_cannot_be_used_raise_bundle_error(tiny_bundle, tmp_path):
     corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(bundle_path.read_bytes()[:1000])
-    payload = torch.load(bundle_path, weights_only=True)
+    corrupt.write_bytes(tiny_bundle.read_bytes()[:1000])
+    payload = torch.load(tiny_bundle, weights_only=True)
     payload["format_version"] += 1
     newer = tmp_path / "newer.pt"
     torch.save(payload, newer)
@@ -283,24 +256,21 @@ def test_model_files_that_cannot_be_used_raise_bundle_error(bundle_path, tmp_pat
             Predictor(path)
 
 
-def test_an_ensemble_bundle_rebuilds_its_members_and_a_version_1_bundle_still_loads(bundle_path, tmp_path):
-    one = load_bundle(bundle_path)
+def test_a_bundle_always_holds_an_ensemble_and_rebuilds_every_member(tiny_bundle, tmp_path):
+    one = load_bundle(tiny_bundle)
+    assert isinstance(one.model, Ensemble) and len(one.model.members) == 1
     config = one.model_config
     torch.manual_seed(1)
-    ensemble = Ensemble([one.model, Classifier(config).eval()])
+    ensemble = Ensemble([*one.model.members, Classifier(config)]).eval()
     path = tmp_path / "ensemble.pt"
-    save_bundle(path, ensemble, config, one.frontend, info={})
+    save_bundle(path, ensemble, one.frontend, info={})
     again = load_bundle(path)
     assert isinstance(again.model, Ensemble) and len(again.model.members) == 2
     x = torch.randn(3, config.n_mels, config.n_frames) * 10 - 40
     with torch.no_grad():
         torch.testing.assert_close(again.model(x), ensemble(x))
-    payload = torch.load(bundle_path, weights_only=True)  # version 1: one "state_dict"
-    (payload["state_dict"],) = payload.pop("state_dicts")
-    payload["format_version"] = 1
-    torch.save(payload, tmp_path / "v1.pt")
-    with torch.no_grad():
-        torch.testing.assert_close(load_bundle(tmp_path / "v1.pt").model(x), one.model(x))
+        # one member's ensemble predicts that member's probabilities
+        torch.testing.assert_close(one.model(x).softmax(-1), one.model.members[0](x).softmax(-1))
     payload = torch.load(path, weights_only=True)
     payload["state_dicts"] = []
     torch.save(payload, tmp_path / "empty.pt")
@@ -308,27 +278,46 @@ def test_an_ensemble_bundle_rebuilds_its_members_and_a_version_1_bundle_still_lo
         load_bundle(tmp_path / "empty.pt")
 
 
-def test_batches_and_decoding_processes_do_not_change_the_answer(bundle_path, clips, long_signal, tmp_path):
+def test_bundles_with_wrong_labels_or_weights_are_refused(tiny_bundle, tmp_path):
+    payload = torch.load(tiny_bundle, weights_only=True)
+    short = {**payload, "labels": payload["labels"][:-1]}
+    torch.save(short, tmp_path / "short.pt")
+    with pytest.raises(BundleError, match="7 labels for 8 outputs"):
+        load_bundle(tmp_path / "short.pt")
+    broken = {**payload, "state_dicts": [{k: v.clone() for k, v in payload["state_dicts"][0].items()}]}
+    next(v for v in broken["state_dicts"][0].values() if v.is_floating_point()).fill_(float("nan"))
+    torch.save(broken, tmp_path / "nan.pt")
+    with pytest.raises(BundleError, match="NaN or infinite"):
+        load_bundle(tmp_path / "nan.pt")
+    bad_frontend = {
+        **payload,
+        "frontend": {**payload["frontend"], "audio": {**payload["frontend"]["audio"], "sample_rate": 0}},
+    }
+    torch.save(bad_frontend, tmp_path / "rate.pt")
+    with pytest.raises(BundleError, match=r"rate\.pt: frontend: audio\.sample_rate: 0 is not allowed"):
+        load_bundle(tmp_path / "rate.pt")
+
+
+def test_batches_and_decoding_processes_do_not_change_the_answer(tiny_bundle, clips, long_signal, tmp_path):
     long_path = tmp_path / "long.wav"
     sf.write(long_path, long_signal, SR)
     paths = [clips[0], long_path, clips[1], clips[2]]
-    reference = list(Predictor(bundle_path, options=PredictOptions(batch_size=64)).predict_paths(paths))
+    reference = list(Predictor(tiny_bundle, options=PredictOptions(batch_size=64)).predict_paths(paths))
     for options in (PredictOptions(batch_size=4), PredictOptions(batch_size=5, workers=2)):
-        results = list(Predictor(bundle_path, options=options).predict_paths(paths))
+        results = list(Predictor(tiny_bundle, options=options).predict_paths(paths))
         for got, expected in zip(results, reference, strict=True):
             assert got.path == expected.path
             np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=EXACT)
 
 
-def test_predict_table_has_the_evaluate_stage_columns(bundle_path, clips, tmp_path):
-    table = predict_table(bundle_path, clips)
+def test_the_predictions_table_has_the_evaluate_stage_columns(predictor, clips):
+    predictions = list(predictor.predict_paths(clips))
+    table = predictions_table(predictions)
     assert list(table.columns) == ["path", "predicted", "confidence", *(f"p_{e}" for e in EMOTIONS)]
     assert list(table["path"]) == list(map(str, clips))
     probabilities = table[[f"p_{e}" for e in EMOTIONS]].to_numpy()
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=EXACT)
+    np.testing.assert_array_equal(probabilities, [p.probabilities for p in predictions])
     np.testing.assert_allclose(table["confidence"], probabilities.max(axis=1))
-    assert list(table["predicted"]) == [EMOTIONS[i] for i in probabilities.argmax(axis=1)]
-    with pytest.raises(AudioError, match=r"missing\.wav"):
-        predict_table(bundle_path, [clips[0], tmp_path / "missing.wav"])
+    assert list(table["predicted"]) == [p.predicted for p in predictions]
     empty = predictions_table([])
     assert list(empty.columns) == list(table.columns) and empty.empty

@@ -1,4 +1,4 @@
-"""ser: speech emotion recognition (RAVDESS + TESS) as a reproducible DVC pipeline.
+"""ser: speech emotion recognition as a reproducible DVC pipeline.
 
 The prediction API is importable from here (`from ser import Predictor`); it is loaded on first use, so the
 stage scripts that import other parts of the package do not pay for torch and librosa through this file.
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
         PredictOptions,
         Predictor,
         WindowPrediction,
-        predict_table,
         predictions_table,
     )
 
@@ -26,7 +25,6 @@ __all__ = [
     "Prediction",
     "Predictor",
     "WindowPrediction",
-    "predict_table",
     "predictions_table",
 ]
 

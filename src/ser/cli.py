@@ -20,17 +20,22 @@ import pandas as pd
 import torch
 
 from ser.audio import AudioError
-from ser.bundle import BundleError, load_bundle
+from ser.bundle import DEFAULT_PATH, BundleError, load_bundle
 from ser.device import pick_device
 from ser.io import atomic_path
 from ser.predict import Failure, Prediction, PredictOptions, Predictor, predictions_table
 
-DEFAULT_MODEL = Path("data/model/model.pt")  # where `dvc repro train` writes the model; relative to the cwd
 DECIMALS = 4  # of probabilities, in every output format (as plots/predictions.csv)
 TIME_DECIMALS = 3  # of window start times in s: milliseconds
 EXIT_OK, EXIT_FILES_FAILED, EXIT_NO_RUN = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEFAULTS = PredictOptions()
+# Options that set the PredictOptions field of the same name, defaulting to its value: (flag, type, metavar, help)
+PREDICT_OPTIONS = (
+    ("--overlap", float, "FRACTION", "overlap of consecutive windows of long clips"),
+    ("--workers", int, "N", "processes decoding files"),
+    ("--batch-size", int, "N", "windows per forward pass"),
+)
 
 
 class UsageError(Exception):
@@ -77,7 +82,7 @@ FORMATS: dict[str, Callable[[pd.DataFrame], str]] = {"table": table_text, "csv":
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition (RAVDESS + TESS).")
+    parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     predict = commands.add_parser(
@@ -92,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files, or folders to search")
     model_help = "model bundle (default: %(default)s, written by `dvc repro train`)"
-    predict.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
+    predict.add_argument("--model", type=Path, default=DEFAULT_PATH, metavar="PATH", help=model_help)
     predict.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
     predict.add_argument("--out", type=Path, metavar="FILE", help="write the output here (atomically), not stdout")
     predict.add_argument("--per-window", action="store_true", help="one row per window, with its start time (s)")
@@ -100,31 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--silence-dbfs",
         type=float,
-        default=DEFAULTS.silence_dbfs,
         metavar="DB",
-        help="files (and windows) whose peak is below this level are reported as silent (default: %(default)s)",
+        help="files (and windows) whose peak is below this level are reported as silent (default: the level the "
+        "model was trained with, `ser info` shows it)",
     )
-    predict.add_argument(
-        "--overlap",
-        type=float,
-        default=DEFAULTS.overlap,
-        metavar="FRACTION",
-        help="overlap of consecutive windows of long clips (default: %(default)s)",
-    )
-    predict.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULTS.workers,
-        metavar="N",
-        help="processes decoding files (default: %(default)s)",
-    )
-    predict.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULTS.batch_size,
-        metavar="N",
-        help="windows per forward pass (default: %(default)s)",
-    )
+    for flag, kind, metavar, text in PREDICT_OPTIONS:
+        default = getattr(DEFAULTS, flag.removeprefix("--").replace("-", "_"))
+        predict.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} (default: %(default)s)")
     predict.add_argument(
         "--threads",
         type=int,
@@ -136,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser(
         "info", help="show what a model bundle holds", description="Print a model bundle's settings as JSON."
     )
-    info.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
+    info.add_argument("--model", type=Path, default=DEFAULT_PATH, metavar="PATH", help=model_help)
     info.set_defaults(run=run_info)
     return parser
 
@@ -177,7 +164,7 @@ def run_predict(args: argparse.Namespace) -> int:
         if result.silent:
             silent += 1
             print(
-                f"silent: {result.path}: peak {result.peak_dbfs:.1f} dBFS, below {options.silence_dbfs:.1f} dBFS; "
+                f"silent: {result.path}: peak {result.peak_dbfs:.1f} dBFS, below {predictor.silence_dbfs:.1f} dBFS; "
                 "no emotion predicted",
                 file=sys.stderr,
             )
@@ -202,6 +189,7 @@ def run_info(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model, torch.device("cpu"))
     summary = {
         "model": str(args.model),
+        "members": len(bundle.model.members),
         "labels": list(bundle.labels),
         "model_config": dataclasses.asdict(bundle.model_config),
         "frontend": bundle.frontend.as_dict(),

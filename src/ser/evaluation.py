@@ -1,6 +1,9 @@
-"""Scoring: batched class probabilities from a model, and WA / UA / macro-F1 / per-class recall per corpus."""
+"""Scoring: batched class probabilities from a model, the probability table, and WA / UA / macro-F1 /
+per-class recall per corpus."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_s
 from ser.corpora import EMOTIONS
 
 EVAL_BATCH = 256  # clips per forward pass when scoring: no gradients, so larger than training batches
+SILENT = "silent"  # the `predicted` value of a row that was not judged (a silent file or window)
 
 
 def predict_proba(
@@ -23,6 +27,23 @@ def predict_proba(
             batch = torch.from_numpy(np.array(features[start : start + batch_size])).to(device)  # copy: writable
             out.append(torch.softmax(model(batch).float(), dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+
+
+def probability_table(probabilities: np.ndarray, labels: Sequence[str], decimals: int | None = None) -> pd.DataFrame:
+    """Columns predicted, confidence and p_<label> (in label order), one row per row of `probabilities`
+    (N, n_labels); a row of NaN (not judged) has predicted SILENT and NaN confidence. The table of the
+    evaluate stage, of validation and of `ser predict`; the values keep the input's dtype, rounded to
+    `decimals` if given."""
+    p = np.asarray(probabilities).reshape(-1, len(labels))  # (N, n_labels)
+    judged = ~np.isnan(p).any(axis=1)
+    table = pd.DataFrame(
+        {
+            "predicted": np.where(judged, np.asarray(labels, dtype=object)[p.argmax(axis=1)], SILENT),
+            "confidence": p.max(axis=1),
+            **{f"p_{label}": p[:, i] for i, label in enumerate(labels)},
+        }
+    )
+    return table if decimals is None else table.round(decimals)
 
 
 def scores(actual: list[str] | np.ndarray, predicted: list[str] | np.ndarray) -> dict:

@@ -1,8 +1,10 @@
 """evaluate: score the trained model on the test split, per corpus (RAVDESS test actors, TESS test words)."""
 
+import pandas as pd
+
 from ser.bundle import load_bundle
 from ser.device import pick_device
-from ser.evaluation import confusion, predict_proba, scores_by_corpus
+from ser.evaluation import confusion, predict_proba, probability_table, scores_by_corpus
 from ser.features import load_split
 from ser.io import write_csv, write_json
 from ser.plots import confusion_matrices
@@ -16,10 +18,7 @@ def main(argv=None) -> None:
     test = load_split(args.features, "test")
     probabilities = predict_proba(bundle.model, test.features, device)
     table = test.table[["clip_id", "corpus", "emotion"]].rename(columns={"emotion": "actual"})
-    table["predicted"] = [bundle.labels[i] for i in probabilities.argmax(axis=1)]
-    table["confidence"] = probabilities.max(axis=1).round(4)
-    for i, label in enumerate(bundle.labels):
-        table[f"p_{label}"] = probabilities[:, i].round(4)
+    table = pd.concat([table, probability_table(probabilities, bundle.labels, decimals=4)], axis=1)
     results = scores_by_corpus(table)
     write_json(results, args.metrics)
     write_csv(table, args.predictions)
