@@ -10,12 +10,12 @@ import numpy as np
 import soundfile as sf
 from common import SIDE_BY_SIDE_ROUNDS, Budget, print_side_by_side, side_by_side
 
-from ser.audio import _decode_whole_flac
+from ser.audio import decode_whole_flac
 
 
 def whole_flac(path: Path) -> tuple[np.ndarray, int]:
     """dr_flac's (samples, rate) of a FLAC file it decodes whole; RuntimeError if it leaves the file to libsndfile."""
-    decoded = _decode_whole_flac(path)
+    decoded = decode_whole_flac(path)
     if decoded is None:
         raise RuntimeError(f"{path}: dr_flac did not decode the whole file, so decode() would use libsndfile")
     return decoded
@@ -51,7 +51,7 @@ def flac_decoding_section(files: Sequence[Path], budget: Budget) -> dict:
         "note": (
             f"best of alternating runs of each for about {budget.side_by_side_s:g} s (at least "
             f"{SIDE_BY_SIDE_ROUNDS} each) over the section's FLAC clips, one thread; dr_flac = "
-            "ser.audio._decode_whole_flac (miniaudio), as ser.audio.decode reads FLAC; libsndfile = "
+            "ser.audio.decode_whole_flac (miniaudio), as ser.audio.decode reads FLAC; libsndfile = "
             'soundfile.read(dtype="float32", always_2d=True), what decode falls back to; samples identical: '
             "np.array_equal of the two decodings (and equal rates) on every clip"
         ),

@@ -41,7 +41,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a smoke test of every section (< 1 min): its numbers mean nothing"
     )
-    parser.add_argument("--clips", type=int, default=300, help="real clips for sections 1 and 3 (default: 300)")
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=300,
+        help="real clips for the front-end, FLAC-decoding and prediction sections (default: 300)",
+    )
     parser.add_argument("--out", type=Path, help=f"the results JSON (default: {shown_path(RESULTS)}; {elsewhere})")
     parser.add_argument("--readme", type=Path, help=f"the README to write (default: {shown_path(README)}; {elsewhere})")
     parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml", help="params file")

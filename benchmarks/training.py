@@ -13,7 +13,7 @@ from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
 from ser.model import PRESETS, Classifier, ModelConfig, count_parameters, flop_counter_mode
 from ser.params import TrainParams
-from ser.train import spec_augment, train_step
+from ser.train import adamw, spec_augment, train_step
 
 MATMUL_SIZE = 1024  # n of the n x n x n fp32 matmul that stands for the machine's practical peak
 INPUT_DB_MEAN, INPUT_DB_STD = -40.0, 20.0  # random training inputs, dB: roughly the level of real log-mels
@@ -55,7 +55,7 @@ def training_step(config: ModelConfig, params: TrainParams) -> TrainingStep:
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     model = Classifier(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = adamw(model, params)
     shape = (params.batch_size, config.n_mels, config.n_frames)
     inputs = INPUT_DB_MEAN + INPUT_DB_STD * torch.randn(shape, generator=generator)  # (B, n_mels, n_frames) dB
     targets = torch.randint(0, config.n_classes, (params.batch_size,), generator=generator)

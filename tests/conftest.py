@@ -16,7 +16,7 @@ import torch
 from ser.audio import FrontEndConfig
 from ser.bundle import save_bundle
 from ser.corpora import EMOTIONS
-from ser.fetch import MIRROR_ENV
+from ser.fetch import MIRROR_ENV, mirror_from_env
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import Params, load_params
 
@@ -55,11 +55,11 @@ def mirror() -> Path:
 
     Without it the test is skipped on a laptop, but fails in CI (CI is set), where a skip would hide it.
     """
-    value = os.environ.get(MIRROR_ENV)
-    path = Path(value).expanduser() if value else DEFAULT_MIRROR
+    named = mirror_from_env()
+    path = named or DEFAULT_MIRROR
     if not (path / "ravdess").is_dir() or not (path / "tess").is_dir():
         message = f"corpora mirror not found: {path} holds no ravdess/ and tess/ (set {MIRROR_ENV})"
-        if os.environ.get("CI") or value:
+        if os.environ.get("CI") or named:
             pytest.fail(message)
         pytest.skip(message)
     return path
@@ -100,6 +100,7 @@ def bad_audio(tmp_path, clips) -> dict[Path, str]:
     (tmp_path / "text.flac").write_text("this is not audio\n" * 20)
     (tmp_path / "folder.wav").mkdir()
     os.mkfifo(tmp_path / "fifo.wav")
+    os.mkfifo(tmp_path / "fifo.flac")  # must be refused before any decoder opens it (it would block)
     return {
         tmp_path / "missing.wav": "no such file",
         tmp_path / "truncated.flac": "cannot decode audio",
@@ -110,6 +111,7 @@ def bad_audio(tmp_path, clips) -> dict[Path, str]:
         tmp_path / "text.flac": "not readable as audio",
         tmp_path / "folder.wav": "is a folder, not an audio file",
         tmp_path / "fifo.wav": "not a regular file",
+        tmp_path / "fifo.flac": "not a regular file",
     }
 
 

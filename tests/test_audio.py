@@ -14,9 +14,9 @@ from ser.audio import (
     AudioError,
     FrontEndConfig,
     LogMel,
-    _decode_whole_flac,
     convert_audio,
     decode,
+    decode_whole_flac,
     find_audio,
     load_audio,
     log_mel_spectrogram,
@@ -24,6 +24,7 @@ from ser.audio import (
     pad_or_trim,
     peak_dbfs,
     prepare,
+    reference_log_mel,
     stft_window,
     stream_audio,
     trim_silence,
@@ -71,26 +72,17 @@ def test_matches_librosa_within_a_hundredth_of_a_db_without_preemphasis(make_fro
     waveform = (tone(300.0, 3.0) + 0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
     cfg = make_frontend(preemphasis=None)
     ours = log_mel_spectrogram(waveform, cfg)
-    reference = librosa.power_to_db(
-        librosa.feature.melspectrogram(
-            y=waveform.astype(np.float64),
-            sr=SR,
-            n_fft=cfg.melspec.n_fft,
-            hop_length=cfg.melspec.hop_length,
-            window="hamming",
-            center=True,
-            pad_mode="constant",
-            power=2.0,
-            n_mels=cfg.melspec.n_mels,
-            htk=True,
-            norm=None,
-        ),
-        ref=1.0,
-        amin=1e-10,
-        top_db=80.0,
-    )
+    reference = reference_log_mel(waveform.astype(np.float64), cfg)
     assert ours.shape == reference.shape == (cfg.melspec.n_mels, cfg.n_frames)
     assert np.max(np.abs(ours - reference)) < 0.01  # dB; float32 against float64
+
+
+def test_matches_librosa_with_preemphasis_too(make_frontend):
+    rng = np.random.default_rng(1)
+    waveform = (tone(1200.0, 3.0) + 0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
+    cfg = make_frontend(preemphasis=0.97)
+    difference = log_mel_spectrogram(waveform, cfg) - reference_log_mel(waveform.astype(np.float64), cfg)
+    assert np.max(np.abs(difference)) < 0.01
 
 
 @pytest.mark.parametrize("changes", [{}, {"n_fft": 1024, "n_mels": 80, "fmin": 50.0, "fmax": 7000.0}, {"n_fft": 400}])
@@ -224,7 +216,7 @@ def test_flac_decodes_to_libsndfiles_samples_bit_for_bit(mirror, tmp_path):
     files += sorted(mirror.glob("*/**/*.flac"))[::400]
     assert len(files) > 10
     for path in files:
-        fast = _decode_whole_flac(path)
+        fast = decode_whole_flac(path)
         assert fast is not None, path  # dr_flac took it: the fast path is the one tested
         expected, rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
         assert fast[1] == rate and np.array_equal(fast[0], expected), path
@@ -239,7 +231,7 @@ def test_truncated_or_corrupt_flac_is_refused_although_dr_flac_decodes_part_of_i
     for path in (truncated, corrupt):
         declared = miniaudio.flac_get_file_info(str(path)).num_frames
         assert 0 < miniaudio.flac_read_file_f32(str(path)).num_frames < declared  # dr_flac alone would pass it
-        assert _decode_whole_flac(path) is None
+        assert decode_whole_flac(path) is None
         with pytest.raises(AudioError, match="cannot decode") as error:
             load_audio(path, SR)
         assert str(path) in str(error.value)
@@ -248,7 +240,7 @@ def test_truncated_or_corrupt_flac_is_refused_although_dr_flac_decodes_part_of_i
 def test_a_flac_name_on_other_audio_is_decoded_by_libsndfile(tmp_path):
     path = tmp_path / "really_a_wav.flac"
     sf.write(path, tone(440.0), SR, format="WAV")
-    assert _decode_whole_flac(path) is None
+    assert decode_whole_flac(path) is None
     assert np.array_equal(load_audio(path, SR), sf.read(path, dtype="float32")[0])
 
 

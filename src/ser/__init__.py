@@ -1,7 +1,8 @@
 """ser: speech emotion recognition as a reproducible DVC pipeline.
 
-The prediction API is importable from here (`from ser import Predictor`); it is loaded on first use, so the
-stage scripts that import other parts of the package do not pay for torch and librosa through this file.
+The prediction API is importable from here (`from ser import Predictor`); it is loaded on first use, so
+importing another part of the package (a stage script's `from ser.splitting import ...`) does not load
+prediction and the model with it.
 """
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ UNKNOWN_DATA_SIZES = frozenset({0, 0x7FFFFFFF, 0xFFFFFFFF})
 # the problems that a file and an in-memory signal share
 NO_SAMPLES = "the file holds no audio samples"
 NOT_FINITE = "the audio holds NaN or infinite samples"
+IS_FOLDER = "is a folder, not an audio file"
+SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError)  # what libsndfile raises for a bad file
 
 
 @section
@@ -59,7 +61,7 @@ class FrontEndConfig:
     @property
     def n_samples(self) -> int:
         """Samples per clip: `duration` seconds at `sample_rate`."""
-        return round(self.audio.duration * self.audio.sample_rate)
+        return self.audio.clip_samples
 
     @property
     def n_frames(self) -> int:
@@ -125,29 +127,29 @@ def check_samples(samples: np.ndarray, name: str | Path) -> np.ndarray:
 
 
 def audio_info(path: str | Path) -> sf._SoundFileInfo:
-    """The header of an audio file, after checking that it is a readable, complete file with samples.
+    """The header of an audio file, after checking that it is a readable, complete file with samples: the
+    first thing every reader does.
 
     Raises AudioError naming the file for a missing, non-regular, empty, unreadable, truncated (WAV) or
     sample-less file.
     """
     path = Path(path)
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except FileNotFoundError:
         raise AudioError(path, "no such file") from None
     except OSError as error:
         raise AudioError(path, f"{error.strerror or error}") from error
-    if stat.S_ISDIR(mode):
-        raise AudioError(path, "is a folder, not an audio file")
-    if not stat.S_ISREG(mode):
+    if stat.S_ISDIR(status.st_mode):
+        raise AudioError(path, IS_FOLDER)
+    if not stat.S_ISREG(status.st_mode):
         raise AudioError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise AudioError(path, "the file is empty (0 bytes)")
     try:
         info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError) as error:
-        reason = getattr(error, "error_string", str(error))
-        raise AudioError(path, f"not readable as audio ({reason})") from error
+    except SOUNDFILE_ERRORS as error:
+        raise AudioError(path, f"not readable as audio ({getattr(error, 'error_string', error)})") from error
     truncated = TRUNCATED_WAV.search(info.extra_info)
     if truncated:
         declared, present = int(truncated[1]), int(truncated[2])
@@ -158,7 +160,7 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     return info
 
 
-def _decode_whole_flac(path: Path) -> tuple[np.ndarray, int] | None:
+def decode_whole_flac(path: Path) -> tuple[np.ndarray, int] | None:
     """A FLAC file through dr_flac (miniaudio): (samples (n, channels) float32, native rate), or None unless
     it decoded every frame the header declares.
 
@@ -181,20 +183,25 @@ def _decode_whole_flac(path: Path) -> tuple[np.ndarray, int] | None:
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode a whole file: (samples (n, channels) float32 in [-1, 1] for integer formats, native rate).
 
-    Any format libsndfile reads; FLAC through the faster dr_flac when it decodes the file whole. Raises
-    AudioError naming the file for every kind of unusable file (see audio_info and check_samples).
+    Any format libsndfile reads, after audio_info's checks; FLAC through the faster dr_flac when it decodes
+    the file whole. Raises AudioError naming the file for every kind of unusable file (see audio_info and
+    check_samples).
     """
     path = Path(path)
-    flac = _decode_whole_flac(path) if path.suffix.lower() == ".flac" else None
-    if flac is None:
-        audio_info(path)
+    audio_info(path)
+    decoded = decode_whole_flac(path) if path.suffix.lower() == ".flac" else None
+    if decoded is None:
         try:
-            flac = sf.read(path, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as error:
-            reason = getattr(error, "error_string", str(error))
-            raise AudioError(path, f"cannot decode audio ({reason})") from error
-    samples, native_rate = flac
+            decoded = sf.read(path, dtype="float32", always_2d=True)
+        except SOUNDFILE_ERRORS as error:
+            raise AudioError(path, f"cannot decode audio ({getattr(error, 'error_string', error)})") from error
+    samples, native_rate = decoded
     return check_samples(samples, path), native_rate
+
+
+def mono(samples: np.ndarray) -> np.ndarray:
+    """The mean of a signal's channels: (n,) or (n, channels) -> (n,)."""
+    return samples if samples.ndim == 1 else samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
 
 
 def convert_audio(
@@ -202,11 +209,10 @@ def convert_audio(
 ) -> np.ndarray:
     """Any signal, (n,) or (n, channels) at `native_rate`, as the front end wants it: the checked mean of its
     channels, resampled (soxr) to `sample_rate`: float32 (m,)."""
-    samples = check_samples(np.asarray(samples, dtype=np.float32), name)
-    mono = samples if samples.ndim == 1 else samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
+    signal = mono(check_samples(np.asarray(samples, dtype=np.float32), name))
     if native_rate != sample_rate:
-        mono = soxr.resample(mono, native_rate, sample_rate, quality=RESAMPLE_QUALITY)
-    return mono.astype(np.float32, copy=False)
+        signal = soxr.resample(signal, native_rate, sample_rate, quality=RESAMPLE_QUALITY)
+    return signal.astype(np.float32, copy=False)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -235,16 +241,17 @@ def stream_audio(path: str | Path, sample_rate: int, block_s: float) -> Iterator
                 last = len(block) < block_frames
                 if not np.isfinite(block).all():
                     raise AudioError(path, NOT_FINITE)
-                mono = block.mean(axis=1)  # (frames,)
+                chunk = mono(block)  # (frames,)
                 if resampler is not None:
-                    mono = resampler.resample_chunk(mono, last=last)
-                if len(mono):
-                    yield mono
+                    chunk = resampler.resample_chunk(chunk, last=last)
+                if len(chunk):
+                    yield chunk
                 if last:
                     return
-    except (sf.LibsndfileError, RuntimeError) as error:
-        reason = getattr(error, "error_string", str(error))
-        raise AudioError(path, f"cannot decode audio ({reason})") from error
+    except AudioError:
+        raise
+    except SOUNDFILE_ERRORS as error:
+        raise AudioError(path, f"cannot decode audio ({getattr(error, 'error_string', error)})") from error
 
 
 def write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> None:
@@ -323,7 +330,7 @@ def pad_or_trim(samples: np.ndarray, n_samples: int) -> np.ndarray:
 
 def prepare(samples: np.ndarray, audio: AudioParams) -> np.ndarray:
     """A decoded clip as the front end wants it: silence trimmed, then exactly `audio.duration` long."""
-    return pad_or_trim(trim_silence(samples, audio.trim_db), round(audio.duration * audio.sample_rate))
+    return pad_or_trim(trim_silence(samples, audio.trim_db), audio.clip_samples)
 
 
 def htk_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -399,7 +406,7 @@ class LogMel(torch.nn.Module):
             pad_mode="constant",
             return_complex=True,
         )  # (B, n_fft//2 + 1, n_frames)
-        # in place where possible: at these sizes a temporary costs about as much as the arithmetic
+        # in place where possible: fewer temporaries of the (B, F, T) spectrum
         power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag)  # |X|^2
         mel = self.filters @ power  # (B, n_mels, n_frames)
         db = mel.clamp_min_(AMIN).log10_().mul_(10.0)

@@ -86,7 +86,7 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
             if not all(torch.isfinite(tensor).all() for tensor in state_dict.values() if tensor.is_floating_point()):
                 raise ValueError("some weights are NaN or infinite")
             member.load_state_dict(state_dict)
-        model = Ensemble(members)
+        model, info = Ensemble(members), dict(payload["info"])
     except ParamsError as error:
         raise BundleError(str(error)) from error
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
@@ -96,5 +96,5 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
         model_config=model_config,
         frontend=frontend,
         labels=labels,
-        info=payload["info"],
+        info=info,
     )

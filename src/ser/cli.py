@@ -17,12 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import pydantic
 import torch
 
 from ser.audio import AudioError
 from ser.bundle import DEFAULT_PATH, BundleError, load_bundle
 from ser.device import pick_device
 from ser.io import atomic_path
+from ser.params import problems
 from ser.predict import Failure, Prediction, PredictOptions, Predictor, predictions_table
 
 DECIMALS = 4  # of probabilities, in every output format (as plots/predictions.csv)
@@ -146,8 +148,9 @@ def run_predict(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             workers=args.workers,
         )
-    except ValueError as error:
-        raise UsageError(str(error)) from error
+    except pydantic.ValidationError as error:
+        found = [f"--{key.replace('_', '-')}: {what}" for key, what in problems(error)]
+        raise UsageError("; ".join(found)) from None
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be at least 1, got {args.threads}")

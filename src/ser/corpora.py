@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ser.audio import AudioError, decode, find_audio, peak_dbfs
+from ser.audio import AudioError, decode, find_audio, mono, peak_dbfs
 
 # The project's label set, in the order of the model's outputs.
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -178,7 +178,7 @@ def build_manifest(raw_dir: Path, corpora: Iterable[str], silence_dbfs: float) -
             except AudioError as error:
                 report.undecodable.append(f"{relpath}: {error.problem}")
                 continue
-            peak = peak_dbfs(samples)
+            peak = peak_dbfs(mono(samples))  # as prediction judges it: the level of the mono mix
             if peak < silence_dbfs:
                 report.silent.append(f"{relpath}: peak {peak:.1f} dBFS")
                 continue

@@ -59,7 +59,7 @@ class ModelConfig:
     n_heads: int  # attention heads; must divide d_model
     n_layers: int  # Transformer blocks
     ff_mult: int  # feed-forward hidden width = ff_mult * d_model
-    attn_dropout: float  # dropout on the Transformer's residual branches; costly on CPU (mask RNG)
+    attn_dropout: float  # dropout on the Transformer's residual branches
     head_hidden: tuple[int, ...]  # widths of the dense layers after the concatenated branch vectors
     dropout: float  # dropout before every dense layer of the head
 
@@ -87,10 +87,9 @@ def _to_tuple(value: Any) -> Any:
 
 # Every model size, in one table: SHARED holds what all presets have in common, PRESETS the rest.
 # The names 2M..32M are the trainable parameter counts (+-10%, checked by tests/test_model.py); "tiny" is
-# for tests, "small" (the default) for CPU training: its stems are pooled at once, since at their resolution
-# BatchNorm, ReLU and pooling cost more than any convolution, and its tokens are 8 frames long. Going up,
-# the parameters go mostly where they are cheap: the Transformer, the last (smallest) CNN stages, the head.
-# Each branch's first stage works on a large map, where memory traffic sets the cost: kept thin everywhere.
+# for tests, "small" for CPU training (pooled stems, 8-frame tokens; see the module docstring for why).
+# Going up, the parameters go where they are cheap: the Transformer, the last (smallest) CNN stages, the
+# head; each branch's first stage, on a large map, stays thin everywhere.
 SHARED: dict[str, Any] = {
     "wide_kernels": ((9, 3), (3, 9)),
     "wide_pool": (2, 4),  # time shrinks faster than frequency

@@ -24,6 +24,9 @@ Positive = Annotated[Int, Field(ge=1)]
 Count = Annotated[Int, Field(ge=0)]
 Probability = Annotated[Float, Field(ge=0.0, le=1.0)]
 Fraction = Annotated[Float, Field(ge=0.0, lt=1.0)]
+Dbfs = Annotated[Float, Field(lt=0.0)]  # a level in dB re full scale, below full scale
+PositiveFloat = Annotated[Float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[Float, Field(ge=0.0)]
 
 section = dataclass(frozen=True, config=ConfigDict(extra="forbid", allow_inf_nan=False))
 
@@ -61,9 +64,14 @@ class SplitParams:
 @section
 class AudioParams:
     sample_rate: Positive  # Hz; everything after fetch works at this rate, mono
-    duration: Annotated[Float, Field(gt=0.0)]  # s; every clip is padded or trimmed to this length
-    trim_db: Annotated[Float, Field(gt=0.0)] | None  # strip leading/trailing audio quieter than peak - trim_db
-    silence_dbfs: Annotated[Float, Field(lt=0.0)]  # dB re full scale: a clip whose peak is below is silent
+    duration: PositiveFloat  # s; every clip is padded or trimmed to this length
+    trim_db: PositiveFloat | None  # strip leading/trailing audio quieter than peak - trim_db
+    silence_dbfs: Dbfs  # a clip whose peak is below this level is silent
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples per clip: `duration` seconds at `sample_rate`."""
+        return round(self.duration * self.sample_rate)
 
 
 @section
@@ -72,13 +80,13 @@ class AugmentParams:
     seed: Int
     noise_snr_db: tuple[Float, Float]  # additive white noise at an SNR drawn from this range (dB)
     noise_prob: Probability  # probability of each transform being applied to a copy ...
-    shift_s: Annotated[Float, Field(ge=0.0)]  # ... time shift of up to +-shift_s seconds (zero fill)
+    shift_s: NonNegativeFloat  # ... time shift of up to +-shift_s seconds (zero fill)
     shift_prob: Probability
-    gain_db: Annotated[Float, Field(ge=0.0)]  # ... gain of up to +-gain_db dB
+    gain_db: NonNegativeFloat  # ... gain of up to +-gain_db dB
     gain_prob: Probability
-    pitch_semitones: Annotated[Float, Field(ge=0.0)]  # ... pitch shift of up to +-pitch_semitones
+    pitch_semitones: NonNegativeFloat  # ... pitch shift of up to +-pitch_semitones
     pitch_prob: Probability
-    stretch: tuple[Annotated[Float, Field(gt=0.0)], Annotated[Float, Field(gt=0.0)]]  # ... time stretch rates
+    stretch: tuple[PositiveFloat, PositiveFloat]  # ... time stretch rates
     stretch_prob: Probability
 
 
@@ -87,11 +95,11 @@ class MelspecParams:
     n_fft: Annotated[Int, Field(ge=2)]  # samples per frame; also the window length
     hop_length: Positive  # samples between frames
     n_mels: Positive  # mel bands
-    fmin: Annotated[Float, Field(ge=0.0)]  # Hz
-    fmax: Annotated[Float, Field(gt=0.0)] | None  # Hz; None: sample_rate / 2
+    fmin: NonNegativeFloat  # Hz
+    fmax: PositiveFloat | None  # Hz; None: sample_rate / 2
     window: Str  # any scipy.signal window name
     preemphasis: Fraction | None  # alpha in y(t) = x(t) - alpha x(t-1); None: off
-    top_db: Annotated[Float, Field(gt=0.0)] | None  # floor each clip's dB at its own max - top_db; None: off
+    top_db: PositiveFloat | None  # floor each clip's dB at its own max - top_db; None: off
 
 
 @section
@@ -103,8 +111,8 @@ class ModelParams:
 class TrainParams:
     epochs: Positive
     batch_size: Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one clip a batch
-    lr: Annotated[Float, Field(gt=0.0)]  # peak learning rate of the one-cycle schedule (AdamW)
-    weight_decay: Annotated[Float, Field(ge=0.0)]  # AdamW's decoupled weight decay
+    lr: PositiveFloat  # peak learning rate of the one-cycle schedule (AdamW)
+    weight_decay: NonNegativeFloat  # AdamW's decoupled weight decay
     warmup: Fraction  # fraction of the steps spent warming the learning rate up
     label_smoothing: Fraction
     # loss weights: inverse frequency of each emotion ("class"), or of each emotion within each corpus
@@ -115,7 +123,7 @@ class TrainParams:
     time_mask_frames: Count  # ... each up to this many frames wide
     freq_masks: Count  # ... and masked bands of frequency
     freq_mask_bands: Count  # ... each up to this many mel bands tall
-    mixup: Annotated[Float, Field(ge=0.0)]  # alpha of the Beta(alpha, alpha) mixing weight; 0: off
+    mixup: NonNegativeFloat  # alpha of the Beta(alpha, alpha) mixing weight; 0: off
     average_last: Count  # also try the mean weights of the last N epochs; validation picks; 0: off
     seed: Int  # initial weights, dropout, batch order, masks and mixup of the first member
     members: Positive  # models trained from seeds seed, seed + 1, ...; their mean probability predicts
@@ -137,16 +145,19 @@ class Params:
     train: TrainParams
 
 
-def _problem(error: dict, prefix: tuple[str, ...]) -> str:
-    """One pydantic error as `key: what is wrong`."""
-    key = ".".join(str(part) for part in (*prefix, *error["loc"]))
-    if error["type"] == "unexpected_keyword_argument":
-        if key in RENAMED:
-            return f"{key} is now {RENAMED[key]}: rename it"
-        return f"{key}: unknown key"
-    if error["type"] == "missing":
-        return f"{key}: missing key"
-    return f"{key}: {error['input']!r} is not allowed ({error['msg'][0].lower()}{error['msg'][1:]})"
+def problems(error: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Each problem pydantic found, as (dotted key below `prefix`, what is wrong with it)."""
+    found = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in (*prefix, *problem["loc"]))
+        if problem["type"] == "unexpected_keyword_argument":
+            what = f"is now {RENAMED[key]}: rename it" if key in RENAMED else "unknown key"
+        elif problem["type"] == "missing":
+            what = "missing key"
+        else:
+            what = f"{problem['input']!r} is not allowed ({problem['msg'][0].lower()}{problem['msg'][1:]})"
+        found.append((key, what))
+    return found
 
 
 def from_dict(cls: type[T], raw: Any, where: str, prefix: tuple[str, ...] = ()) -> T:
@@ -157,8 +168,10 @@ def from_dict(cls: type[T], raw: Any, where: str, prefix: tuple[str, ...] = ()) 
     try:
         return pydantic.TypeAdapter(cls).validate_python(raw)
     except pydantic.ValidationError as error:
-        problems = "; ".join(_problem(e, prefix) for e in error.errors())
-        raise ParamsError(f"{where}: {problems}") from None
+        found = "; ".join(
+            f"{key} {what}" if what.startswith("is now") else f"{key}: {what}" for key, what in problems(error, prefix)
+        )
+        raise ParamsError(f"{where}: {found}") from None
 
 
 def read_yaml(path: str | Path) -> dict:

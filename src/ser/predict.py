@@ -17,33 +17,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydantic
 import torch
 
 from ser import audio
 from ser.bundle import Bundle, load_bundle
 from ser.corpora import EMOTIONS
-from ser.evaluation import SILENT, probability_table
+from ser.evaluation import probability_table
 from ser.parallel import imap
+from ser.params import Dbfs, Fraction, NonNegativeFloat, Positive, PositiveFloat
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid"))
 class PredictOptions:
-    overlap: float = 0.5  # fraction of a window shared with the next, for clips longer than one window
-    silence_dbfs: float | None = None  # a file or window whose peak is below this is not judged; None: the bundle's
-    batch_size: int = 64  # windows per forward pass
-    workers: int = 1  # processes decoding files (ser.parallel.imap); 1: decode in this process
-    stream_above_s: float = 60.0  # s; longer files are decoded block by block, never whole
-    block_s: float = 10.0  # s of audio read per block when streaming
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.overlap < 1.0:
-            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
-        if self.batch_size < 1 or self.workers < 1:
-            raise ValueError(f"batch_size and workers must be at least 1, got {self.batch_size}, {self.workers}")
-        if self.block_s <= 0 or self.stream_above_s < 0:
-            raise ValueError(f"block_s must be positive and stream_above_s not negative, got {self}")
-        if self.silence_dbfs is not None and not self.silence_dbfs < 0:  # NaN fails too
-            raise ValueError(f"silence_dbfs must be a level below 0 dBFS, got {self.silence_dbfs}")
+    overlap: Fraction = 0.5  # fraction of a window shared with the next, for clips longer than one window
+    silence_dbfs: Dbfs | None = None  # a file or window whose peak is below this is not judged; None: the bundle's
+    batch_size: Positive = 64  # windows per forward pass
+    workers: Positive = 1  # processes decoding files (ser.parallel.imap); 1: decode in this process
+    stream_above_s: NonNegativeFloat = 60.0  # s; longer files are decoded block by block
+    block_s: PositiveFloat = 10.0  # s of audio read per block when streaming
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,19 +59,29 @@ class Prediction:
 
     @property
     def predicted(self) -> str:
-        """The most probable emotion, or SILENT."""
-        return SILENT if self.probabilities is None else self.labels[int(np.argmax(self.probabilities))]
+        """The most probable emotion, or SILENT (ser.evaluation.probability_table's rule)."""
+        return self._row["predicted"]
 
     @property
     def confidence(self) -> float:
         """The probability of the predicted emotion (NaN when silent)."""
-        return float("nan") if self.probabilities is None else max(self.probabilities)
+        return float(self._row["confidence"])
+
+    @property
+    def _row(self) -> pd.Series:
+        probabilities = np.full(len(self.labels), np.nan) if self.probabilities is None else self.probabilities
+        return probability_table(np.array([probabilities], dtype=float), self.labels).iloc[0]
 
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
     path: Path
-    message: str  # one line: the file and the problem
+    problem: str  # what is wrong with the file, as ser.audio.AudioError says it
+
+    @property
+    def message(self) -> str:
+        """One line: the file and the problem."""
+        return f"{self.path}: {self.problem}"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -111,7 +113,7 @@ def find_files(paths: Iterable[str | Path]) -> Iterator[Path | Failure]:
         elif found := audio.find_audio(path):
             yield from found
         else:
-            yield Failure(path, f"{path}: no audio files in this folder")
+            yield Failure(path, "no audio files in this folder")
 
 
 def decode_unless_long(path: Path, sample_rate: int, stream_above_s: float) -> np.ndarray | Failure | None:
@@ -119,7 +121,7 @@ def decode_unless_long(path: Path, sample_rate: int, stream_above_s: float) -> n
     try:
         return None if audio.audio_info(path).duration > stream_above_s else audio.load_audio(path, sample_rate)
     except audio.AudioError as error:
-        return Failure(path, str(error))
+        return Failure(path, error.problem)
 
 
 class Predictor:
@@ -155,10 +157,10 @@ class Predictor:
     def predict_file(self, path: str | Path) -> Prediction:
         """One file's prediction; raises AudioError (naming the file and the problem) for a file it cannot use."""
         if Path(path).is_dir():
-            raise audio.AudioError(path, "is a folder; use predict_paths for folders")
+            raise audio.AudioError(path, audio.IS_FOLDER)
         (result,) = self.predict_paths([path])
         if isinstance(result, Failure):
-            raise audio.AudioError(result.path, result.message.removeprefix(f"{result.path}: "))
+            raise audio.AudioError(result.path, result.problem)
         return result
 
     def predict_samples(self, samples: np.ndarray, sample_rate: int, name: str = "<samples>") -> Prediction:
@@ -223,7 +225,7 @@ class Predictor:
             for start, window in audio.sliding_windows(chunks, self.frontend.n_samples, self.hop):
                 yield self._window(start, window)
         except audio.AudioError as error:
-            yield Failure(path, str(error))
+            yield Failure(path, error.problem)
             return
         yield FileEnd(path, length / rate, peak)
 

@@ -122,6 +122,11 @@ def mixup(
     return mixed_inputs, lam * one_hot + (1.0 - lam) * one_hot[partner], lam * weights + (1.0 - lam) * weights[partner]
 
 
+def adamw(model: torch.nn.Module, params: TrainParams) -> torch.optim.AdamW:
+    """The optimiser of every training run: AdamW at the schedule's peak rate, with decoupled weight decay."""
+    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
 def train_step(
     model: Classifier,
     optimizer: torch.optim.Optimizer,
@@ -144,9 +149,7 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
-def validation_scores(
-    model: Classifier | Ensemble, val: FeatureSplit, y_val: np.ndarray, device: torch.device
-) -> tuple:
+def validation_scores(model: torch.nn.Module, val: FeatureSplit, y_val: np.ndarray, device: torch.device) -> tuple:
     """(`scores_by_corpus` on the validation split, its selection score, the validation loss)."""
     val_probs = predict_proba(model, val.features, device)
     val_table = probability_table(val_probs, EMOTIONS).assign(
@@ -184,7 +187,7 @@ def train_model(
     if n_batches == 0:
         raise ValueError(f"{len(x_train)} training clips: fewer than one batch of {params.batch_size}")
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = adamw(model, params)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=params.lr, total_steps=params.epochs * n_batches, pct_start=params.warmup
     )

@@ -10,7 +10,7 @@ from ser.device import pick_device
 from ser.features import load_frontend, load_split
 from ser.io import write_csv, write_json
 from ser.model import ModelConfig, count_parameters
-from ser.params import ModelParams, TrainParams, load_section
+from ser.params import ModelParams, ParamsError, TrainParams, load_section
 from ser.plots import training_curves
 from ser.stage import stage_args
 from ser.train import train_ensemble
@@ -21,7 +21,10 @@ def main(argv=None) -> None:
     model_params = load_section(args.params, "model", ModelParams)
     params = load_section(args.params, "train", TrainParams)
     frontend = load_frontend(args.features)
-    config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
+    try:
+        config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
+    except ValueError as error:
+        raise ParamsError(f"{args.params}: {error}") from None
     device = pick_device()
     result = train_ensemble(
         load_split(args.features, "train"), load_split(args.features, "val"), config, params, device
