@@ -11,9 +11,10 @@ import torch
 from common import REPO_ROOT, Budget, console_script, one_line, print_table, timed
 
 from ser.audio import FrontEndConfig
-from ser.bundle import DEFAULT_PATH, save_bundle
+from ser.bundle import save_bundle
 from ser.corpora import EMOTIONS
 from ser.model import Classifier, Ensemble, ModelConfig
+from ser.options import DEFAULT_MODEL
 from ser.predict import Failure, Predictor
 
 
@@ -55,11 +56,11 @@ def prediction_section(
 ) -> dict:
     """Clips/s of prediction in-process and through the CLI, on the trained bundle if there is one."""
     with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
-        trained = REPO_ROOT / DEFAULT_PATH
+        trained = REPO_ROOT / DEFAULT_MODEL
         if trained.is_file():
-            bundle, source = trained, f"trained bundle {DEFAULT_PATH}"
+            bundle, source = trained, f"trained bundle {DEFAULT_MODEL}"
         else:
-            bundle, source = Path(tmp) / "model.pt", f"untrained {size!r} model x {members} (no {DEFAULT_PATH} yet)"
+            bundle, source = Path(tmp) / "model.pt", f"untrained {size!r} model x {members} (no {DEFAULT_MODEL} yet)"
             untrained_bundle(bundle, frontend, size, members)
         predictor_seconds, failures = predictor_seconds_best(bundle, files, budget.prediction_repeats)
         command_seconds = cli_seconds(bundle, files, budget.prediction_repeats)

@@ -2,6 +2,8 @@
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,14 @@ import soundfile as sf
 import torch
 
 from ser.audio import load_audio
-from ser.cli import DECIMALS, EXIT_FILES_FAILED, EXIT_NO_RUN, EXIT_OK, main
+from ser.cli import (
+    DECIMALS,
+    EXIT_FILES_FAILED,
+    EXIT_NO_RUN,
+    EXIT_OK,
+    THREADS_PER_CORE,
+    main,
+)
 from ser.corpora import EMOTIONS
 from ser.predict import Predictor, predictions_table
 
@@ -181,3 +190,145 @@ def test_info_shows_the_bundle(model, capsys):
     summary = json.loads(out)
     assert status == EXIT_OK and summary["labels"] == list(EMOTIONS) and summary["members"] == 1
     assert summary["frontend"]["audio"]["sample_rate"] == SR and summary["info"] == {"note": "untrained, for tests"}
+
+
+@pytest.fixture
+def nothing_predicted(monkeypatch) -> list:
+    """The calls of Predictor.predict_paths: a test of a refused run expects none."""
+    calls = []
+    monkeypatch.setattr(Predictor, "predict_paths", lambda self, paths: calls.append(paths) or iter(()))
+    return calls
+
+
+def test_out_never_replaces_an_input_the_model_or_a_file_ser_did_not_write(
+    model, clips, tmp_path, capsys, nothing_predicted
+):
+    victim = tmp_path / "audio" / "victim.wav"
+    victim.parent.mkdir()
+    shutil.copy(clips[0], victim)
+    link = tmp_path / "link.wav"
+    link.symlink_to(victim)
+    bundle = tmp_path / "model.pt"
+    shutil.copy(model, bundle)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("path,predicted\nmy own notes\n")
+    earlier_csv = tmp_path / "earlier.csv"
+    earlier_csv.write_text(",".join(["path", "start_s", "predicted", "confidence", *P_COLUMNS]) + "\n")
+    kept = {path: path.read_bytes() for path in (victim, bundle, notes, earlier_csv)}
+    for out, argv, why in (
+        (victim, [victim], "is one of the input files"),
+        (victim.parent / ".." / "audio" / "victim.wav", [victim.parent], "is one of the input files"),  # a folder
+        (victim.parent / "made" / ".." / "victim.wav", [victim], "is one of the input files"),  # made/ is not there yet
+        (link, [victim], "is one of the input files"),
+        (bundle, [clips[0]], "is the model bundle"),
+        (notes, [clips[0]], "exists and is not an earlier csv output"),
+        (earlier_csv, ["--format", "json", clips[0]], "exists and is not an earlier json output"),
+    ):
+        status, stdout, err = ser("predict", "--model", bundle, "--format", "csv", "--out", out, *argv, capsys=capsys)
+        assert status == EXIT_NO_RUN and stdout == "" and err.count("\n") == 1, err
+        assert err.startswith(f"ser predict: --out {out}: {why}") and "--force" in err
+    assert nothing_predicted == [] and {path: path.read_bytes() for path in kept} == kept
+
+
+def test_out_replaces_earlier_outputs_and_anything_with_force(model, clips, tmp_path, capsys):
+    for fmt in ("csv", "json", "table"):
+        out = tmp_path / f"earlier.{fmt}"
+        for _ in range(2):  # the second run replaces the first one's output
+            status, _, err = ser("predict", "--model", model, "--format", fmt, "--out", out, clips[0], capsys=capsys)
+            assert status == EXIT_OK, err
+        assert list(parse(out.read_text(), fmt)["path"]) == [str(clips[0])]
+    empty = tmp_path / "empty.csv"
+    empty.touch()  # nothing to lose
+    assert ser("predict", "--model", model, "--format", "csv", "--out", empty, clips[0], capsys=capsys)[0] == EXIT_OK
+    victim = tmp_path / "victim.wav"
+    shutil.copy(clips[0], victim)
+    status, _, _ = ser(
+        "predict", "--model", model, "--format", "csv", "--out", victim, "--force", victim, capsys=capsys
+    )
+    assert status == EXIT_OK and list(pd.read_csv(victim)["path"]) == [str(victim)]
+
+
+def test_out_that_cannot_be_written_is_refused_before_predicting(model, clips, tmp_path, capsys, nothing_predicted):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    cases = [
+        (a_file / "results" / "out.csv", "cannot make its folder"),
+        (tmp_path, "is a folder"),
+        (Path(os.devnull), "not a regular file"),
+    ]
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        cases.append((locked / "out.csv", "cannot write in"))
+    for out, problem in cases:
+        status, stdout, err = ser("predict", "--model", model, "--out", out, clips[0], capsys=capsys)
+        assert status == EXIT_NO_RUN and stdout == "" and err.count("\n") == 1
+        assert err.startswith(f"ser predict: --out {out}: {problem}"), err
+    assert nothing_predicted == []
+
+
+def test_threads_and_device_outside_their_range_are_one_line(model, clips, monkeypatch, capsys):
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)  # 100000 threads crash torch (SIGSEGV)
+    most = (os.cpu_count() or 1) * THREADS_PER_CORE
+    for option, expected in (
+        (["--threads", "100000"], f"--threads 100000: allowed 1 to {most}"),
+        (["--threads", str(most + 1)], f"--threads {most + 1}: allowed 1 to {most}"),
+        (["--threads", "0"], f"--threads 0: allowed 1 to {most}"),
+        (["--device", "meta"], "--device meta: not a device ser runs on; use cpu, cuda or cuda:N"),
+        (["--device", ""], "--device : not a device ser runs on"),
+        (["--device", "cuda:x"], "--device cuda:x: not a device ser runs on"),
+    ):
+        status, out, err = ser("predict", "--model", model, *option, clips[0], capsys=capsys)
+        assert status == EXIT_NO_RUN and out == "" and err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"ser predict: {expected}"), err
+    assert threads == []
+    status, _, _ = ser("predict", "--model", model, "--threads", most, "--device", "cpu", clips[0], capsys=capsys)
+    assert status == EXIT_OK and threads == [most]
+
+
+def test_control_characters_in_names_are_shown_escaped_on_one_line(model, clips, tmp_path, capsys):
+    good, bad, quiet = tmp_path / "good\nclip.flac", tmp_path / "bad\nname.wav", tmp_path / "quiet\tfile.wav"
+    shutil.copy(clips[0], good)
+    bad.write_text("this is not audio\n" * 20)
+    sf.write(quiet, np.zeros(SR, np.float32), SR)
+    status, out, err = ser("predict", "--model", model, good, bad, quiet, capsys=capsys)
+    assert status == EXIT_FILES_FAILED
+    rows = out.splitlines()
+    assert len(rows) == 3 and rows[1].startswith(f"{tmp_path}/good\\nclip.flac ") and "quiet\\tfile" in rows[2]
+    lines = err.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"error: {tmp_path}/bad\\nname.wav: not readable as audio")
+    assert lines[1].startswith(f"silent: {tmp_path}/quiet\\tfile.wav: peak")
+    for fmt in ("csv", "json"):  # quoted or escaped by the format: the exact name comes back
+        status, out, _ = ser("predict", "--model", model, "--format", fmt, good, capsys=capsys)
+        assert status == EXIT_OK and list(parse(out, fmt)["path"]) == [str(good)]
+    status, out, err = ser("predict", "--model", tmp_path / "no\nmodel.pt", good, capsys=capsys)
+    assert status == EXIT_NO_RUN and err.startswith(f"ser predict: {tmp_path}/no\\nmodel.pt: model file not found")
+
+
+def test_a_name_starting_with_a_dash_goes_after_double_dash(model, clips, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    sf.write("-odd-name.wav", load_audio(clips[0], SR), SR)
+    status, out, _ = ser("predict", "--model", model, "--format", "csv", "--", "-odd-name.wav", capsys=capsys)
+    assert status == EXIT_OK and list(pd.read_csv(io.StringIO(out))["path"]) == ["-odd-name.wav"]
+    with pytest.raises(SystemExit) as exit_info:  # without it, an unknown option
+        main(["predict", "--model", str(model), "-odd-name.wav"])
+    assert exit_info.value.code == EXIT_NO_RUN
+    capsys.readouterr()
+
+
+def test_import_and_help_load_neither_torch_nor_pandas():
+    script = """if True:
+        import contextlib, io, json, sys
+        from ser.cli import main
+        codes = []
+        for argv in (["--help"], ["predict", "--help"], ["info", "--help"]):
+            with contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    main(argv)
+                except SystemExit as exit:
+                    codes.append(exit.code)
+        print(json.dumps([codes, [name for name in ("torch", "pandas", "ser.predict") if name in sys.modules]]))
+    """
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(result.stdout) == [[0, 0, 0], []]  # `ser --help` answers at once

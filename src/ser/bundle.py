@@ -15,7 +15,6 @@ from ser.io import atomic_path
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import ParamsError
 
-DEFAULT_PATH = Path("data/model/model.pt")  # where `dvc repro train` writes the bundle, relative to the repo
 FORMAT = "ser-model"
 FORMAT_VERSION = 3  # bump when the bundle's layout or the model's code changes incompatibly
 

@@ -1,31 +1,34 @@
 """The `ser` command: `ser predict` (emotions of audio files) and `ser info` (what a model bundle holds).
 
 A thin layer over ser.predict: parse the command line, run the Predictor, format the table. User errors
-(bad files, bad model, bad options) are one line on stderr, never a traceback.
+(bad files, bad model, bad options) are one line on stderr, never a traceback; names holding control
+characters (a newline) are shown escaped, so each problem stays one line. torch, pandas and ser.predict are
+imported only once a command runs: parsing and --help answer at once.
 Exit status: 0 all files predicted (or silent), 1 some files failed, 2 no run (model, options, output).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
+import re
+import stat
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pydantic
-import torch
 
-from ser.audio import AudioError
-from ser.bundle import DEFAULT_PATH, BundleError, load_bundle
-from ser.device import pick_device
-from ser.io import atomic_path
+from ser.options import DEFAULT_MODEL, PredictOptions
 from ser.params import problems
-from ser.predict import Failure, Prediction, PredictOptions, Predictor, predictions_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 DECIMALS = 4  # of probabilities, in every output format (as plots/predictions.csv)
 TIME_DECIMALS = 3  # of window start times in s: milliseconds
@@ -38,14 +41,31 @@ PREDICT_OPTIONS = (
     ("--workers", int, "N", "processes decoding files"),
     ("--batch-size", int, "N", "windows per forward pass"),
 )
+THREADS_PER_CORE = 4  # the most --threads allows: more only adds contention, and torch crashes far above it
+DEVICES = re.compile(r"cpu|cuda(:\d+)?|mps")  # what ser can run on (mps where torch is built with it)
+# the header of a table ser writes: path, [start_s,] predicted, confidence, p_<emotion>...
+HEADER = re.compile(r"path (start_s )?predicted confidence( p_\S+)+")
 
 
 class UsageError(Exception):
     """An option or model that makes the whole run impossible: one line, exit status 2."""
 
 
+def shown(name: object) -> str:
+    """`name` with its unprintable characters (newline, tab, escape, invalid UTF-8) escaped as Python
+    writes them (`\\n`, `\\x1b`, `\\udcff`): one line, readable, and nothing lost."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(name))
+
+
+def flat(text: str) -> str:
+    """A message from a library on one line: whitespace runs (newlines too) become one space."""
+    return shown(" ".join(text.split()))
+
+
 def table_text(table: pd.DataFrame) -> str:
     """Aligned columns for reading: text left, numbers right; silent files show '-' for their probabilities."""
+    import pandas as pd
+
     cells = {column: [_cell(column, value) for value in table[column]] for column in table.columns}
     widths = {column: max([len(column), *map(len, values)]) for column, values in cells.items()}
     numeric = {column: pd.api.types.is_numeric_dtype(table[column]) for column in table.columns}
@@ -64,7 +84,7 @@ def table_text(table: pd.DataFrame) -> str:
 def _cell(column: str, value: object) -> str:
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.{TIME_DECIMALS if column == 'start_s' else DECIMALS}f}"
-    return str(value)
+    return shown(value)
 
 
 def csv_text(table: pd.DataFrame) -> str:
@@ -94,14 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
             "Predict the emotion of each audio file (any rate, mono or stereo, any format libsndfile reads). "
             "Clips longer than the model's clip length are cut into overlapping windows whose probabilities "
             "are averaged. One row per file on stdout (or --out); problems on stderr, one line per file. "
+            "A name starting with '-' goes after '--': ser predict -- -clip.wav. "
             "Exit status: 0 all files predicted or silent, 1 some files failed, 2 the model or an option is unusable."
         ),
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files, or folders to search")
     model_help = "model bundle (default: %(default)s, written by `dvc repro train`)"
-    predict.add_argument("--model", type=Path, default=DEFAULT_PATH, metavar="PATH", help=model_help)
+    predict.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
     predict.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
-    predict.add_argument("--out", type=Path, metavar="FILE", help="write the output here (atomically), not stdout")
+    predict.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the output here (atomically), not stdout; refused if FILE is an input, the model, or a file "
+        "that is not an earlier output of this format",
+    )
+    force_help = "replace --out even if it is an input, the model or a file ser did not write"
+    predict.add_argument("--force", action="store_true", help=force_help)
     predict.add_argument("--per-window", action="store_true", help="one row per window, with its start time (s)")
     predict.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     predict.add_argument(
@@ -118,57 +147,163 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         metavar="N",
-        help="threads for the front end and the model (default: torch's, one per core); 1 helps on a busy machine",
+        help=f"threads for the front end and the model, 1 to {max_threads()} (default: torch's, one per core); "
+        "1 helps on a busy machine",
     )
     predict.set_defaults(run=run_predict)
 
     info = commands.add_parser(
         "info", help="show what a model bundle holds", description="Print a model bundle's settings as JSON."
     )
-    info.add_argument("--model", type=Path, default=DEFAULT_PATH, metavar="PATH", help=model_help)
+    info.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
     info.set_defaults(run=run_info)
     return parser
 
 
+def max_threads() -> int:
+    return (os.cpu_count() or 1) * THREADS_PER_CORE
+
+
 def usable_device(requested: str | None) -> torch.device:
-    """The device to run on, checked by placing a tensor there."""
+    """The device to run on: one ser runs on (DEVICES), checked by placing a tensor there."""
+    import torch
+
+    from ser.device import pick_device
+
+    mps = torch.backends.mps.is_built()
+    if requested is not None and (not DEVICES.fullmatch(requested) or (requested == "mps" and not mps)):
+        allowed = "cpu, cuda or cuda:N" + (" or mps" if mps else "")
+        raise UsageError(f"--device {shown(requested)}: not a device ser runs on; use {allowed}")
     try:
         device = pick_device(requested)
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as error:
-        raise UsageError(f"--device {requested}: not usable here ({str(error).splitlines()[0]})") from error
+        raise UsageError(f"--device {shown(requested)}: not usable here ({str(error).splitlines()[0]})") from error
     return device
 
 
-def run_predict(args: argparse.Namespace) -> int:
+def is_earlier_output(path: Path, fmt: str) -> bool:
+    """Whether an existing file holds nothing, or what `ser predict --format fmt` writes: csv and table by
+    their header line, json as a list of rows."""
+    with path.open("rb") as file:
+        head = file.read(1 << 16)
+        if not head.strip():
+            return not head  # an empty file holds nothing to lose
+        if fmt == "json":
+            if not head.lstrip().startswith(b"["):
+                return False
+            try:
+                rows = json.loads(head + file.read())
+            except ValueError:
+                return False
+            return isinstance(rows, list) and all(isinstance(row, dict) and "path" in row for row in rows)
     try:
-        options = PredictOptions(
-            overlap=args.overlap,
-            silence_dbfs=args.silence_dbfs,
-            batch_size=args.batch_size,
-            workers=args.workers,
-        )
+        first = head.split(b"\n", 1)[0].decode()
+    except UnicodeDecodeError:
+        return False
+    columns = first.split(",") if fmt == "csv" else first.split()
+    return HEADER.fullmatch(" ".join(column.strip() for column in columns)) is not None
+
+
+def is_same_file(found: os.stat_result, path: Path) -> bool:
+    try:
+        return os.path.samestat(found, path.stat())
+    except OSError:  # missing, or unreadable: not a file whose data --out could destroy
+        return False
+
+
+def input_files(path: Path) -> list[Path]:
+    """The files `ser predict PATH` reads: a folder's audio files (as ser.predict.find_files), else PATH."""
+    from ser.audio import find_audio
+
+    return find_audio(path) if path.is_dir() else [path]
+
+
+def why_not_replace(found: os.stat_result, out: Path, paths: Sequence[Path], model: Path, fmt: str) -> str | None:
+    """Why the existing file --out (`found`, its stat) must not be replaced, or None."""
+    if is_same_file(found, model):
+        return f"is the model bundle (--model {shown(model)})"
+    for path in paths:
+        if any(is_same_file(found, item) for item in input_files(path)):
+            return f"is one of the input files ({shown(path)})"
+    try:
+        earlier = is_earlier_output(out, fmt)
+    except OSError as error:
+        return f"cannot be read to check that ser wrote it ({error.strerror or error})"
+    return None if earlier else f"exists and is not an earlier {fmt} output of ser predict"
+
+
+def check_out(out: Path, paths: Sequence[Path], model: Path, fmt: str, force: bool) -> None:
+    """Refuse, before anything is predicted, an --out that would destroy data unless `force` (an input file,
+    also one found in a folder or spelled otherwise; the model; a file ser did not write), or that cannot be
+    written (a folder or not a regular file; its folder neither exists nor can be made, or is not writable)."""
+    name = f"--out {shown(out)}"
+    out = Path(os.path.realpath(out.parent)) / out.name  # where it lands once missing folders are made: x/../a
+    try:
+        found = out.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        found = None
+    except OSError as error:
+        raise UsageError(f"{name}: {error.strerror or error}") from error
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        raise UsageError(f"{name}: is a folder; name a file to write")
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        raise UsageError(f"{name}: not a regular file (a device, FIFO or socket); name a file to write")
+    if found is not None and not force and (why := why_not_replace(found, out, paths, model, fmt)):
+        raise UsageError(f"{name}: {why}; name another file, or pass --force to replace it")
+    folder = out.parent
+    while not folder.exists():  # made when the output is written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{name}: cannot make its folder, {shown(folder)} is a file; name another place")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise UsageError(f"{name}: cannot write in {shown(folder)} ({error.strerror or error})") from error
+
+
+def predict_options(args: argparse.Namespace) -> PredictOptions:
+    """The PredictOptions the command line sets (the others keep PredictOptions' defaults)."""
+    fields = [flag.removeprefix("--").replace("-", "_") for flag, *_ in PREDICT_OPTIONS] + ["silence_dbfs"]
+    given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    try:
+        return PredictOptions(**given)
     except pydantic.ValidationError as error:
         found = [f"--{key.replace('_', '-')}: {what}" for key, what in problems(error)]
         raise UsageError("; ".join(found)) from None
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from ser.io import atomic_path
+    from ser.predict import Failure, Prediction, Predictor, predictions_table
+
+    options = predict_options(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        if not 1 <= args.threads <= max_threads():
+            raise UsageError(
+                f"--threads {args.threads}: allowed 1 to {max_threads()} ({THREADS_PER_CORE} per core); "
+                "1 helps on a busy machine"
+            )
         torch.set_num_threads(args.threads)
-    predictor = Predictor(args.model, usable_device(args.device), options)
+    device = usable_device(args.device)
+    if args.out is not None:
+        check_out(args.out, args.paths, args.model, args.format, args.force)
+    predictor = Predictor(args.model, device, options)
     predictions: list[Prediction] = []
     failed = silent = 0
     for result in predictor.predict_paths(args.paths):
         if isinstance(result, Failure):
             failed += 1
-            print(f"error: {result.message}", file=sys.stderr)
+            print(f"error: {shown(result.message)}", file=sys.stderr)
             continue
         predictions.append(result)
         if result.silent:
             silent += 1
             print(
-                f"silent: {result.path}: peak {result.peak_dbfs:.1f} dBFS, below {predictor.silence_dbfs:.1f} dBFS; "
-                "no emotion predicted",
+                f"silent: {shown(result.path)}: peak {result.peak_dbfs:.1f} dBFS, below {predictor.silence_dbfs:.1f} "
+                "dBFS; no emotion predicted",
                 file=sys.stderr,
             )
     table = predictions_table(predictions, per_window=args.per_window).round(DECIMALS)
@@ -182,13 +317,19 @@ def run_predict(args: argparse.Namespace) -> int:
             with atomic_path(args.out) as tmp:
                 tmp.write_text(text)
         except OSError as error:
-            raise UsageError(f"{args.out}: cannot write the output ({error.strerror or error})") from error
+            raise UsageError(f"--out {shown(args.out)}: cannot write the output ({error.strerror or error})") from error
     predicted = len(predictions) - silent
     print(f"ser predict: {predicted} predicted, {failed} failed, {silent} silent", file=sys.stderr)
     return EXIT_FILES_FAILED if failed else EXIT_OK
 
 
 def run_info(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from ser.bundle import load_bundle
+
     bundle = load_bundle(args.model, torch.device("cpu"))
     summary = {
         "model": str(args.model),
@@ -202,6 +343,20 @@ def run_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def error_line(error: Exception, model: Path | None) -> str:
+    """An error as one line: the file it names shown escaped, the library's text on one line."""
+    from ser.audio import AudioError
+
+    if isinstance(error, AudioError):
+        return f"{shown(error.path)}: {flat(error.problem)}"
+    if isinstance(error, UsageError):
+        return shown(error)  # its names are shown already
+    text = str(error)
+    if model is not None and text.startswith(f"{model}: "):  # a BundleError names the bundle first
+        return f"{shown(model)}: {flat(text.removeprefix(f'{model}: '))}"
+    return flat(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ser` console script; returns the exit status."""
     parser = build_parser()
@@ -209,10 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_NO_RUN
+    from ser.audio import AudioError  # torch: only once a command runs
+    from ser.bundle import BundleError
+
     try:
         return args.run(args)
     except (BundleError, UsageError, AudioError) as error:
-        print(f"ser {args.command}: {' '.join(str(error).split())}", file=sys.stderr)  # always one line
+        print(f"ser {args.command}: {error_line(error, getattr(args, 'model', None))}", file=sys.stderr)
         return EXIT_NO_RUN
     except KeyboardInterrupt:
         print(f"ser {args.command}: interrupted", file=sys.stderr)

@@ -17,25 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pydantic
 import torch
 
 from ser import audio
 from ser.bundle import Bundle, load_bundle
 from ser.corpora import EMOTIONS
 from ser.evaluation import probability_table
+from ser.options import PredictOptions
 from ser.parallel import imap
-from ser.params import Dbfs, Fraction, NonNegativeFloat, Positive, PositiveFloat
-
-
-@pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid"))
-class PredictOptions:
-    overlap: Fraction = 0.5  # fraction of a window shared with the next, for clips longer than one window
-    silence_dbfs: Dbfs | None = None  # a file or window whose peak is below this is not judged; None: the bundle's
-    batch_size: Positive = 64  # windows per forward pass
-    workers: Positive = 1  # processes decoding files (ser.parallel.imap); 1: decode in this process
-    stream_above_s: NonNegativeFloat = 60.0  # s; longer files are decoded block by block
-    block_s: PositiveFloat = 10.0  # s of audio read per block when streaming
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,22 @@
+"""What `ser predict` can be told: its options and the default model, importable without torch (so the
+command line answers --help at once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+
+from ser.params import Dbfs, Fraction, NonNegativeFloat, Positive, PositiveFloat
+
+DEFAULT_MODEL = Path("data/model/model.pt")  # where `dvc repro train` writes the bundle, relative to the repo
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid"))
+class PredictOptions:
+    overlap: Fraction = 0.5  # fraction of a window shared with the next, for clips longer than one window
+    silence_dbfs: Dbfs | None = None  # a file or window whose peak is below this is not judged; None: the bundle's
+    batch_size: Positive = 64  # windows per forward pass
+    workers: Positive = 1  # processes decoding files (ser.parallel.imap); 1: decode in this process
+    stream_above_s: NonNegativeFloat = 60.0  # s; longer files are decoded block by block, never whole
+    block_s: PositiveFloat = 10.0  # s of audio read per block when streaming
