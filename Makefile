@@ -1,6 +1,7 @@
 # Two entry points for a fresh clone (see README.md):
 #   make repro   install everything into .venv, then run the whole DVC pipeline on the real corpora
 #   make test    install everything into .venv, then lint and run the test suite
+#   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
 # Set SER_DATA_MIRROR to a folder holding ravdess/ and tess/ to read the corpora from there.
 
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU wheel; on a CUDA machine install a CUDA build of the same version.
 TORCH := torch==2.13.0
 
-.PHONY: install repro test
+.PHONY: install repro test verify
 
 install: $(VENV)/.installed
 
@@ -24,3 +25,6 @@ repro: install
 test: install
 	$(BIN)/ruff check
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
+
+verify: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m ser.verify

@@ -262,3 +262,33 @@ def test_the_readme_results_table_is_the_committed_metrics():
         assert int(clips) == expected["clips"], name
         for shown, key in ((wa, "wa"), (ua, "ua"), (macro_f1, "macro_f1")):
             assert shown == f"{expected[key]:.3f}", (name, key)
+
+
+@pytest.mark.slow
+def test_verify_finds_same_size_corruption_that_dvc_status_trusts(project):
+    root, env = project
+    verify = [sys.executable, "-m", "ser.verify"]
+    run(["dvc", "checkout", "--force"], root, env)  # the outputs the workspace's dvc.lock records
+    assert "0 problem(s)" in run(verify, root, env)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    split_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split.csv")
+    cached = root / ".dvc" / "cache" / "files" / "md5" / split_md5[:2] / split_md5[2:]
+    workspace = root / "data" / "manifest.csv"
+    originals = {path: (path.read_bytes(), path.stat()) for path in (cached, workspace)}
+    try:
+        for path, (data, status) in originals.items():  # flip one byte, keep the size and the times
+            path.chmod(0o644)
+            path.write_bytes(data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+            os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+        assert "up to date" in run(["dvc", "status", "fetch", "split"], root, env)  # DVC trusts the metadata
+        result = subprocess.run(verify, cwd=root, env=env, capture_output=True, text=True)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert any(line.startswith("verify: data/manifest.csv: MD5 ") for line in lines)
+        assert any(line.startswith(f"verify: {cached}: cache object of data/split.csv is corrupt") for line in lines)
+        assert lines[-1].endswith("2 problem(s)")
+    finally:
+        for path, (data, status) in originals.items():
+            path.write_bytes(data)
+            os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+            path.chmod(status.st_mode & 0o777)
