@@ -144,16 +144,16 @@ def print_table(title: str, rows: Sequence[dict], columns: Sequence[str]) -> Non
 
 
 def side_by_side(
-    sides: Mapping[str, Callable[[], object]], seconds: float, clips: int
+    sides: Mapping[str, Callable[[], object]], clips: int, threads: Mapping[str, int], rounds: int, seconds: float = 0.0
 ) -> tuple[dict, dict[str, object]]:
-    """Clips/s of two ways to do the same work on `clips` clips, alternating round by round for about `seconds`,
-    and the first side's speed-up over the second (best over best, and each round's); and each side's result
-    from the last round."""
-    runs, results = alternating(sides, SIDE_BY_SIDE_ROUNDS, seconds)
-    rounds = len(runs[next(iter(sides))])
+    """Clips/s of two ways to do the same work on `clips` clips with `threads` each, alternating round by round
+    (at least `rounds` rounds, and for about `seconds`), and the first side's speed-up over the second (best
+    over best, and each round's); and each side's result from the last round."""
+    runs, results = alternating(sides, rounds, seconds)
     rows = [
         {
             "name": name,
+            "threads": threads[name],
             "best_seconds": min(seconds),
             "clips_per_s": clips / min(seconds),
             "all_seconds": [round(s, 3) for s in seconds],
@@ -163,7 +163,7 @@ def side_by_side(
     ours, theirs = runs.values()
     summary = {
         "clips": clips,
-        "runs_each": rounds,
+        "runs_each": len(ours),
         "rows": rows,
         "speedup": min(theirs) / min(ours),
         "speedup_per_round": speedups_per_round(ours, theirs),
@@ -176,7 +176,7 @@ def print_side_by_side(title: str, summary: dict, check: str) -> None:
     print_table(
         f"{title}, {summary['clips']} clips (best of {summary['runs_each']} runs each)",
         summary["rows"],
-        ["name", "best_seconds", "clips_per_s"],
+        ["name", "threads", "best_seconds", "clips_per_s"],
     )
     ours, theirs = (row["name"] for row in summary["rows"])
     print(

@@ -44,7 +44,7 @@ def flac_decoding_section(files: Sequence[Path], budget: Budget) -> dict:
         "dr_flac": lambda: decode_all(whole_flac, files),
         "libsndfile": lambda: decode_all(libsndfile_flac, files),
     }
-    summary, _ = side_by_side(sides, budget.side_by_side_s, len(files))
+    summary, _ = side_by_side(sides, len(files), dict.fromkeys(sides, 1), SIDE_BY_SIDE_ROUNDS, budget.side_by_side_s)
     result = {
         **summary,
         "samples_identical": identical,

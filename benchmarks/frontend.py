@@ -9,7 +9,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-from common import Budget, alternating, print_table, rounds_text, speedups_per_round
+from common import Budget, print_side_by_side, side_by_side
 
 from ser.audio import FrontEndConfig, prepare, reference_log_mel
 from ser.features import clip_table, compute_features, load_split
@@ -47,25 +47,12 @@ def front_end_section(files: Sequence[Path], mirror: Path, frontend: FrontEndCon
             "project": lambda: compute_features(table, features_dir, frontend, workers),
             "librosa": lambda: librosa_front_end(files, frontend),
         }
-        runs, results = alternating(sides, budget.front_end_repeats)
+        threads = {"project": workers, "librosa": 1}
+        summary, results = side_by_side(sides, len(files), threads, budget.front_end_repeats)
         project, reference = written_features(features_dir, table), results["librosa"]
     difference_db = np.abs(project.astype(np.float64) - reference.astype(np.float64))  # (n_clips, n_mels, n_frames)
-    rows = [
-        {
-            "front_end": name,
-            "workers": workers if name == "project" else 1,
-            "best_seconds": min(seconds),
-            "clips_per_s": len(files) / min(seconds),
-            "all_seconds": [round(s, 3) for s in seconds],
-        }
-        for name, seconds in runs.items()
-    ]
     result = {
-        "clips": len(files),
-        "runs_each": budget.front_end_repeats,
-        "rows": rows,
-        "speedup_project_over_librosa": rows[0]["clips_per_s"] / rows[1]["clips_per_s"],
-        "speedup_per_round": speedups_per_round(runs["project"], runs["librosa"]),
+        **summary,
         "max_abs_difference_db": float(difference_db.max()),
         "mean_abs_difference_db": float(difference_db.mean()),
         "note": (
@@ -75,14 +62,8 @@ def front_end_section(files: Sequence[Path], mirror: Path, frontend: FrontEndCon
             "ser.audio.prepare + ser.audio.reference_log_mel, one process"
         ),
     }
-    print_table(
-        f"1. front end, {len(files)} clips (best of {budget.front_end_repeats} runs each)",
-        rows,
-        ["front_end", "workers", "best_seconds", "clips_per_s"],
-    )
-    print(
-        f"speedup project/librosa: {result['speedup_project_over_librosa']:.2f}x best over best "
-        f"(round by round: {rounds_text(result['speedup_per_round'])}); "
+    difference = (
         f"max |dB difference| {result['max_abs_difference_db']:.3g} dB (mean {result['mean_abs_difference_db']:.2g})"
     )
+    print_side_by_side("1. front end", result, difference)
     return result

@@ -212,20 +212,15 @@ def is_same_file(found: os.stat_result, path: Path) -> bool:
         return False
 
 
-def input_files(path: Path) -> list[Path]:
-    """The files `ser predict PATH` reads: a folder's audio files (as ser.predict.find_files), else PATH."""
-    from ser.audio import find_audio
-
-    return find_audio(path) if path.is_dir() else [path]
-
-
 def why_not_replace(found: os.stat_result, out: Path, paths: Sequence[Path], model: Path, fmt: str) -> str | None:
     """Why the existing file --out (`found`, its stat) must not be replaced, or None."""
     if is_same_file(found, model):
         return f"is the model bundle (--model {shown(model)})"
-    for path in paths:
-        if any(is_same_file(found, item) for item in input_files(path)):
-            return f"is one of the input files ({shown(path)})"
+    from ser.predict import find_files  # the files `ser predict PATHS` reads
+
+    for item in find_files(paths):
+        if isinstance(item, Path) and is_same_file(found, item):
+            return f"is one of the input files ({shown(item)})"
     try:
         earlier = is_earlier_output(out, fmt)
     except OSError as error:

@@ -56,7 +56,7 @@ class Prediction:
         """The probability of the predicted emotion (NaN when silent)."""
         return float(self._row["confidence"])
 
-    @property
+    @functools.cached_property
     def _row(self) -> pd.Series:
         probabilities = np.full(len(self.labels), np.nan) if self.probabilities is None else self.probabilities
         return probability_table(np.array([probabilities], dtype=float), self.labels).iloc[0]
