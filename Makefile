@@ -2,7 +2,7 @@
 #   make repro   install everything into .venv, then run the whole DVC pipeline on the real corpora
 #   make test    install everything into .venv, then lint and run the test suite
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
-# Set SER_DATA_MIRROR to a folder holding ravdess/ and tess/ to read the corpora from there.
+# Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet $(TORCH) -e '.[dev]'
 	touch $@
 
+# A relative SER_DATA_MIRROR is made absolute here: DVC runs queued experiments in other folders.
 repro: install
-	PATH="$(abspath $(BIN)):$$PATH" dvc repro
+	$(if $(SER_DATA_MIRROR),SER_DATA_MIRROR="$(abspath $(SER_DATA_MIRROR))") PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 test: install
 	$(BIN)/ruff check

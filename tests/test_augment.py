@@ -1,4 +1,4 @@
-"""Augmentation: training clips only, reproducible from the seed, each copy traceable to its source."""
+"""Augmentation: clips that train in some fold only, reproducible from the seed, each copy traceable to its source."""
 
 import dataclasses
 import shutil
@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from ser.augment import augment_training_set, perturb
+from ser.splitting import FOLDS, role_column
 
 SR = 16000  # of the synthetic clips given to perturb
 
@@ -23,18 +24,20 @@ def nothing(params):
 
 @pytest.fixture
 def small_split(mirror, tmp_path) -> tuple[pd.DataFrame, object]:
-    """Six real RAVDESS clips, two per split, copied into a raw folder of the test's own."""
+    """Six real RAVDESS clips copied into a raw folder of the test's own, with their roles in the six folds:
+    two that train in fold 1, two that train in fold 4 only, two that never train."""
+    never = ("test", "val", "val", "val", "val", "val")
     names = [
-        ("Actor_02/03-01-05-01-01-01-02.flac", "train"),
-        ("Actor_03/03-01-04-02-02-01-03.flac", "train"),
-        ("Actor_06/03-01-03-01-01-01-06.flac", "val"),
-        ("Actor_08/03-01-06-02-01-02-08.flac", "val"),
-        ("Actor_01/03-01-02-01-01-01-01.flac", "test"),
-        ("Actor_11/03-01-07-02-02-02-11.flac", "test"),
+        ("Actor_02/03-01-05-01-01-01-02.flac", ("train", "val", "test", "train", "train", "train")),
+        ("Actor_03/03-01-04-02-02-01-03.flac", ("train", "train", "val", "test", "train", "train")),
+        ("Actor_06/03-01-03-01-01-01-06.flac", ("val", "test", "val", "train", "val", "val")),
+        ("Actor_08/03-01-06-02-01-02-08.flac", ("val", "val", "test", "train", "val", "val")),
+        ("Actor_01/03-01-02-01-01-01-01.flac", never),
+        ("Actor_11/03-01-07-02-02-02-11.flac", never),
     ]
     raw = tmp_path / "raw"
     rows = []
-    for relpath, split in names:
+    for relpath, roles in names:
         (raw / "ravdess" / relpath).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(mirror / "ravdess" / relpath, raw / "ravdess" / relpath)
         rows.append(
@@ -48,7 +51,7 @@ def small_split(mirror, tmp_path) -> tuple[pd.DataFrame, object]:
                 "statement": "kids are talking by the door",
                 "intensity": "normal",
                 "repetition": 1,
-                "split": split,
+                **{role_column(fold): role for fold, role in zip(FOLDS, roles, strict=True)},
             }
         )
     return pd.DataFrame(rows), raw
@@ -58,13 +61,15 @@ def run(table, raw, out, audio, augment, workers=1):
     return augment_training_set(table, raw, out / "audio", out / "table.csv", audio, augment, workers)
 
 
-def test_only_training_clips_are_augmented_and_each_copy_names_its_source(small_split, tmp_path, params, frontend):
+def test_clips_that_train_in_some_fold_are_augmented_and_each_copy_names_its_source(
+    small_split, tmp_path, params, frontend
+):
     table, raw = small_split
     augmented = run(table, raw, tmp_path / "a", params.audio, dataclasses.replace(params.augment, copies=3))
-    train_ids = set(table.loc[table["split"] == "train", "clip_id"])
+    train_ids = set(table["clip_id"][:4])  # the last two never train
     assert len(augmented) == 3 * len(train_ids)
     assert set(augmented["source_clip_id"]) == train_ids
-    assert set(augmented["split"]) == {"train"}
+    assert not any(column.startswith("fold_") for column in augmented)  # roles stay in the split table
     assert augmented["clip_id"].is_unique
     assert pd.read_csv(tmp_path / "a" / "table.csv")["clip_id"].tolist() == augmented["clip_id"].tolist()
     for relpath in augmented["path"]:

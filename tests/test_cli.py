@@ -143,11 +143,11 @@ def test_silence_threshold_is_an_option(model, tmp_path, capsys):
 
 
 def test_missing_default_model_says_how_to_get_one(clips, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # no data/model/model.pt here
+    monkeypatch.chdir(tmp_path)  # no data/models/1/model.pt here
     status, out, err = ser("predict", clips[0], capsys=capsys)
     assert status == EXIT_NO_RUN and out == ""
-    assert err.count("\n") == 1 and "data/model/model.pt" in err
-    assert "dvc repro train" in err and "--model" in err
+    assert err.count("\n") == 1 and "data/models/1/model.pt" in err
+    assert "dvc repro" in err and "--model" in err
 
 
 def test_unusable_model_files_end_the_run_with_one_line(model, clips, tmp_path, capsys):

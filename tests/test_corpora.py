@@ -20,6 +20,7 @@ from ser.corpora import (
     LabelError,
     build_manifest,
     evenly_spaced,
+    parse_cremad_name,
     parse_ravdess_name,
     parse_tess_name,
 )
@@ -135,8 +136,38 @@ def test_parse_tess_bad_names_raise_with_the_name(name):
     assert name in str(caught.value)
 
 
-def test_label_error_is_a_value_error():
-    assert issubclass(LabelError, ValueError)
+@pytest.mark.parametrize(
+    ("name", "labels"),
+    [
+        ("1001_DFA_ANG_XX.wav", ClipLabels("1001", "male", "angry", "don't forget a jacket", "")),
+        ("1002_IEO_HAP_HI.flac", ClipLabels("1002", "female", "happy", "it's eleven o'clock", "high")),
+        ("1091_WSI_SAD_LO.wav", ClipLabels("1091", "female", "sad", "we'll stop in a couple of minutes", "low")),
+        ("1090_TSI_FEA_MD.wav", ClipLabels("1090", "male", "fearful", "the surface is slick", "medium")),
+        ("1052_ITS_DIS_XX.wav", ClipLabels("1052", "female", "disgust", "i think i've seen this before", "")),
+        ("1017_IWW_NEU_XX.wav", ClipLabels("1017", "male", "neutral", "i wonder what this is about", "")),
+    ],
+)
+def test_parse_cremad_known_names(name, labels):
+    assert parse_cremad_name(name) == labels
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "1000_DFA_ANG_XX.wav",  # actor below 1001
+        "1092_DFA_ANG_XX.wav",  # actor above 1091
+        "１００１_DFA_ANG_XX.wav",  # not ASCII digits
+        "1001_XYZ_ANG_XX.wav",  # unknown sentence
+        "1001_DFA_SUR_XX.wav",  # CREMA-D has no surprise
+        "1001_DFA_ANG_VH.wav",  # unknown level
+        "1001_DFA_ANG.wav",  # three fields
+        "OAF_back_ps.wav",  # a TESS name
+    ],
+)
+def test_parse_cremad_bad_names_raise_with_the_name(name):
+    with pytest.raises(LabelError) as caught:
+        parse_cremad_name(name)
+    assert name in str(caught.value)
 
 
 # --- every name in the real mirror ---------------------------------------------------------------------
@@ -205,6 +236,31 @@ def test_every_tess_name_in_the_mirror_parses_and_matches_its_manifest(mirror):
     assert len({(v.speaker, v.statement, v.emotion) for v in values}) == 2800
 
 
+def test_every_cremad_name_in_the_mirror_parses_and_matches_its_manifest(mirror):
+    folder = mirror / "cremad"
+    files = find_audio(folder)
+    others = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "SOURCE.md")]
+    assert sorted(others) == files
+    assert len(files) == 2290
+    expected = read_mirror_manifest(folder)
+    assert {p.relative_to(folder).as_posix() for p in files} == set(expected)
+    values = []
+    for path in files:
+        got = parse_cremad_name(path.name)
+        row = expected[path.relative_to(folder).as_posix()]
+        assert got.speaker == row["original_name"][:4], path
+        assert got.gender == row["actor_sex"].lower(), path
+        values.append(got)
+    assert {v.emotion for v in values} == {"angry", "disgust", "fearful", "happy", "neutral", "sad"}
+    assert len({v.speaker for v in values}) == 28 and len({v.statement for v in values}) == 12
+    speakers = Counter(v.speaker for v in values)
+    assert speakers["1019"] == 76 and {n for s, n in speakers.items() if s != "1019"} == {82}  # SOURCE.md
+    assert Counter(v.gender for v in values) == {"male": 14 * 82 - 6, "female": 14 * 82}
+    # IEO is spoken at three levels and unspecified; the other sentences unspecified only
+    assert {v.intensity for v in values if v.statement != "it's eleven o'clock"} == {""}
+    assert {v.intensity for v in values if v.statement == "it's eleven o'clock"} == {"", "low", "medium", "high"}
+
+
 # --- build_manifest -------------------------------------------------------------------------------------
 
 RAVDESS_CLIPS = (
@@ -213,6 +269,9 @@ RAVDESS_CLIPS = (
     "Actor_12/03-01-05-02-01-02-12.flac",
 )
 TESS_CLIPS = ("OAF_angry/OAF_back_angry.flac", "YAF_sad/YAF_bite_sad.flac")
+CREMAD_CLIPS = ("AudioWAV/1018_IEO_HAP_HI.flac",)
+# byte-identical in the official release, with different labels: neither can be trusted (cremad/SOURCE.md)
+CREMAD_CONFLICT = ("AudioWAV/1017_IWW_ANG_XX.flac", "AudioWAV/1017_IWW_FEA_XX.flac")
 
 
 def copy_real(mirror: Path, raw: Path, corpus: str, relpath: str) -> Path:
@@ -230,7 +289,18 @@ def messy_raw(tmp_path, mirror):
         copy_real(mirror, raw, "ravdess", relpath)
     for relpath in TESS_CLIPS:
         copy_real(mirror, raw, "tess", relpath)
-    bad: dict[str, list[str]] = {"unparseable": [], "undecodable": [], "silent": [], "duplicates": []}
+    for relpath in (*CREMAD_CLIPS, *CREMAD_CONFLICT):
+        copy_real(mirror, raw, "cremad", relpath)
+    bad: dict[str, list[str]] = {
+        "unparseable": [],
+        "undecodable": [],
+        "silent": [],
+        "duplicates": [],
+        "conflicting": [],
+    }
+    bad["conflicting"].append(
+        "cremad/AudioWAV/1017_IWW_ANG_XX.flac (angry) = cremad/AudioWAV/1017_IWW_FEA_XX.flac (fearful)"
+    )
 
     # Names that do not parse (checked before decoding, so the content does not matter).
     for relpath in ("ravdess/Actor_01/notes-01.wav", "tess/OAF_angry/OAF_back.wav"):
@@ -274,7 +344,11 @@ def test_build_manifest_reports_every_bad_file_and_keeps_good_clips_once(messy_r
     manifest, report = build_manifest(raw, CORPORA, SILENCE_DBFS)
 
     assert list(manifest.columns) == list(MANIFEST_COLUMNS)
-    good = [f"ravdess/{r}" for r in RAVDESS_CLIPS] + [f"tess/{r}" for r in TESS_CLIPS]
+    good = (
+        [f"ravdess/{r}" for r in RAVDESS_CLIPS]
+        + [f"tess/{r}" for r in TESS_CLIPS]
+        + [f"cremad/{r}" for r in CREMAD_CLIPS]
+    )
     good.append("tess/YAF_angry/YAF_germ_angry.wav")
     assert sorted(manifest["path"]) == sorted(good)
     assert manifest["clip_id"].is_unique and manifest["pcm_md5"].is_unique
@@ -282,9 +356,11 @@ def test_build_manifest_reports_every_bad_file_and_keeps_good_clips_once(messy_r
     for kind in ("unparseable", "undecodable", "silent"):
         assert sorted(e.split(": ")[0] for e in getattr(report, kind)) == sorted(bad[kind]), kind
     assert sorted(report.duplicates) == sorted(bad["duplicates"])
+    assert report.conflicting == bad["conflicting"]  # both copies left out, each named with its label
     # Each bad file is listed exactly once, and none of them is in the manifest.
-    listed = [e.split(": ")[0].split(" = ")[0] for k in bad for e in getattr(report, k)]
-    assert len(listed) == len(set(listed)) == sum(len(v) for v in bad.values())
+    listed = [e.split(": ")[0].split(" = ")[0] for k in bad if k != "conflicting" for e in getattr(report, k)]
+    listed += [part.split(" (")[0] for e in report.conflicting for part in e.split(" = ")]
+    assert len(listed) == len(set(listed)) == sum(len(v) for v in bad.values()) + 1
     assert not set(listed) & set(manifest["path"])
     # The reasons are the audio module's message for each kind of fault, with the path inside raw/.
     for entry in report.undecodable:
@@ -296,12 +372,15 @@ def test_build_manifest_reports_every_bad_file_and_keeps_good_clips_once(messy_r
     assert any("no audio samples" in e for e in report.undecodable)
     assert all("dBFS" in e for e in report.silent)
 
-    on_disk = {c: len([p for p in (raw / c).rglob("*") if p.is_file()]) for c in ("ravdess", "tess")}
+    on_disk = {c: len([p for p in (raw / c).rglob("*") if p.is_file()]) for c in CORPORA}
     assert report.found == on_disk
-    assert report.kept == {"ravdess": 3, "tess": 3}
+    assert report.kept == {"ravdess": 3, "tess": 3, "cremad": 1}
+    assert report.speakers == {"ravdess": 2, "tess": 2, "cremad": 1}
     lines = report.lines()
-    assert f"ravdess: {on_disk['ravdess']} clips found, 3 kept" in lines
-    assert "duplicates removed (same decoded audio): 2" in lines
+    assert f"ravdess: {on_disk['ravdess']} clips found, 3 kept, 2 speakers" in lines
+    assert "duplicates removed (same decoded audio, same label; the first is kept): 2" in lines
+    assert "duplicates with conflicting labels (same decoded audio; all copies left out): 1" in lines
+    assert report.as_dict()["left_out"]["conflicting"] == 1
 
 
 def test_build_manifest_rows_have_the_right_labels_and_audio_facts(messy_raw, mirror):
@@ -358,7 +437,7 @@ def test_build_manifest_of_an_empty_or_missing_corpus_folder(tmp_path):
     (tmp_path / "ravdess").mkdir()
     manifest, report = build_manifest(tmp_path, CORPORA, SILENCE_DBFS)
     assert list(manifest.columns) == list(MANIFEST_COLUMNS) and manifest.empty
-    assert report.found == {"ravdess": 0, "tess": 0} and report.kept == {"ravdess": 0, "tess": 0}
+    assert report.found == report.kept == {"ravdess": 0, "tess": 0, "cremad": 0}
 
 
 # --- evenly_spaced --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import dataclasses
 import filecmp
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -25,9 +26,12 @@ from ser.fetch import (
     copy_from_mirror,
     download,
     fetch_corpora,
+    fetch_lfs_corpus,
+    mirror_from_env,
+    parse_lfs_pointer,
     safe_extract,
 )
-from ser.params import FetchParams, SourceParams
+from ser.params import FetchParams, LfsSourceParams, SourceParams
 
 RAVDESS_MEMBERS = {  # name inside the zip -> tone frequency
     "Actor_01/03-01-01-01-01-01-01.wav": 220,
@@ -39,6 +43,12 @@ TESS_MEMBERS = {
     "TESS Toronto emotional speech set data/OAF_angry/OAF_back_angry.wav": 260,
     "TESS Toronto emotional speech set data/OAF_Pleasant_surprise/OAF_back_ps.wav": 370,
     "TESS Toronto emotional speech set data/YAF_fear/YAF_dog_fear.wav": 480,
+}
+
+CREMAD_MEMBERS = {  # path in the LFS repository -> tone frequency
+    "AudioWAV/1001_DFA_ANG_XX.wav": 300,
+    "AudioWAV/1002_IEO_HAP_HI.wav": 410,
+    "AudioWAV/1091_WSI_SAD_XX.wav": 520,
 }
 
 
@@ -302,12 +312,125 @@ def test_safe_extract_of_a_non_zip_raises_fetch_error(tmp_path):
     assert not target.exists()
 
 
+# --- a corpus in Git LFS, file by file ----------------------------------------------------------------
+
+
+def pointer(data: bytes) -> bytes:
+    """The Git LFS pointer file of `data`, as git stores it in the repository's tree."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(data)}\n".encode()
+
+
+@pytest.fixture
+def lfs_repo(server, tmp_path, write_tone):
+    """A repository on the test server: its file list (with other files and folders beside the WAVs), each
+    WAV's pointer under /raw/ and its content under /media/. Returns the source and the WAVs' bytes."""
+    wavs = {}
+    for path, freq in CREMAD_MEMBERS.items():
+        write_tone(tmp_path / "lfs" / path, freq)
+        wavs[path] = (tmp_path / "lfs" / path).read_bytes()
+        server.files[f"/raw/{path}"] = pointer(wavs[path])
+        server.files[f"/media/{path}"] = wavs[path]
+    tree = [{"path": "AudioWAV", "type": "tree"}, {"path": "VideoDemographics.csv", "type": "blob"}]
+    tree += [
+        {"path": "AudioWAV/README.txt", "type": "blob"},
+        {"path": "VideoFlash/1001_DFA_ANG_XX.flv", "type": "blob"},
+    ]
+    tree += [{"path": path, "type": "blob"} for path in CREMAD_MEMBERS]
+    server.files["/tree"] = json.dumps({"tree": tree, "truncated": False}).encode()
+    source = LfsSourceParams(
+        tree=server.url("/tree"), pointers=server.url("/raw/"), media=server.url("/media/"), folder="AudioWAV"
+    )
+    return source, wavs
+
+
+def test_an_lfs_corpus_is_fetched_file_by_file_and_verified_against_its_pointers(server, lfs_repo, tmp_path):
+    source, wavs = lfs_repo
+    fetch_lfs_corpus(source, tmp_path / "dl")
+    for path, data in wavs.items():
+        assert (tmp_path / "dl" / path).read_bytes() == data
+    assert sorted(r for r in server.requests if r.startswith("/media/")) == sorted(f"/media/{p}" for p in wavs)
+    assert "/media/VideoFlash/1001_DFA_ANG_XX.flv" not in server.requests  # only the folder's WAVs
+    # again: everything is verified locally, only the file list is asked for
+    server.requests.clear()
+    fetch_lfs_corpus(source, tmp_path / "dl")
+    assert server.requests == ["/tree"]
+
+
+def test_an_interrupted_lfs_fetch_resumes_with_the_files_it_lacks(server, lfs_repo, tmp_path):
+    source, _wavs = lfs_repo
+    missing = "AudioWAV/1091_WSI_SAD_XX.wav"
+    content = server.files.pop(f"/media/{missing}")
+    with pytest.raises(
+        FetchError, match=r"media/AudioWAV/1091_WSI_SAD_XX\.wav: download failed .*run fetch again to resume"
+    ):
+        fetch_lfs_corpus(source, tmp_path / "dl")
+    assert not (tmp_path / "dl" / missing).exists()
+    assert not [p for p in (tmp_path / "dl").rglob(".*")]  # no temporary left behind
+    server.files[f"/media/{missing}"] = content
+    server.requests.clear()
+    fetch_lfs_corpus(source, tmp_path / "dl")
+    assert sorted(server.requests) == sorted(["/tree", f"/media/{missing}"])  # its pointer was kept too
+    assert (tmp_path / "dl" / missing).read_bytes() == content
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_truncated_or_corrupt_lfs_file_is_an_error_naming_it_and_both_values(server, lfs_repo, tmp_path, damage):
+    source, wavs = lfs_repo
+    path = "AudioWAV/1002_IEO_HAP_HI.wav"
+    data = wavs[path]
+    if damage == "truncated":
+        server.files[f"/media/{path}"] = data[: len(data) // 2]
+        expected = (
+            rf"{path}: received {len(data) // 2} bytes, its LFS pointer says {len(data)}; the download was cut off"
+        )
+    else:
+        bad = data[:-1] + bytes([data[-1] ^ 1])
+        server.files[f"/media/{path}"] = bad
+        expected = (
+            rf"{path}: sha256 mismatch, its LFS pointer says {hashlib.sha256(data).hexdigest()}, "
+            rf"got {hashlib.sha256(bad).hexdigest()}"
+        )
+    with pytest.raises(ChecksumError, match=expected):
+        fetch_lfs_corpus(source, tmp_path / "dl")
+    assert not (tmp_path / "dl" / path).exists()  # nothing unverified is kept
+    # a file changed on disk after it was verified is downloaded again, not trusted
+    server.files[f"/media/{path}"] = data
+    fetch_lfs_corpus(source, tmp_path / "dl")
+    other = tmp_path / "dl" / "AudioWAV" / "1001_DFA_ANG_XX.wav"
+    other.write_bytes(other.read_bytes()[:-1] + b"\0")
+    server.requests.clear()
+    fetch_lfs_corpus(source, tmp_path / "dl")
+    assert (
+        "/media/AudioWAV/1001_DFA_ANG_XX.wav" in server.requests
+        and other.read_bytes() == wavs["AudioWAV/1001_DFA_ANG_XX.wav"]
+    )
+
+
+def test_lfs_pointers_and_file_lists_that_cannot_be_used_are_named(server, lfs_repo, tmp_path):
+    source, _wavs = lfs_repo
+    assert parse_lfs_pointer(pointer(b"abc").decode(), "x") == (hashlib.sha256(b"abc").hexdigest(), 3)
+    with pytest.raises(FetchError, match=r"AudioWAV/1001_DFA_ANG_XX\.wav: not a Git LFS pointer"):
+        server.files["/raw/AudioWAV/1001_DFA_ANG_XX.wav"] = b"RIFF....WAVEfmt "  # the file itself, not its pointer
+        fetch_lfs_corpus(source, tmp_path / "dl")
+    server.files["/tree"] = json.dumps({"tree": [], "truncated": True}).encode()
+    with pytest.raises(FetchError, match="the file list is truncated"):
+        fetch_lfs_corpus(source, tmp_path / "dl")
+    server.files["/tree"] = b"<html>rate limited</html>"
+    with pytest.raises(FetchError, match=r"/tree: not a repository file list .*fetch\.cremad\.tree"):
+        fetch_lfs_corpus(source, tmp_path / "dl")
+    server.files["/tree"] = json.dumps({"tree": [{"path": "x.wav", "type": "blob"}]}).encode()
+    with pytest.raises(FetchError, match=r"no \.wav files under AudioWAV/"):
+        fetch_lfs_corpus(source, tmp_path / "dl")
+
+
 # --- fetch_corpora from the network -----------------------------------------------------------------
 
 
 @pytest.fixture
-def network_params(params, server, make_zip):
-    """network_params(limit=None): params.yaml's fetch section pointed at the test server's two archives."""
+def network_params(params, server, make_zip, lfs_repo):
+    """network_params(limit=None): params.yaml's fetch section pointed at the test server's two archives and
+    its LFS repository."""
 
     def make(limit: int | None = None) -> FetchParams:
         ravdess = make_zip("ravdess.zip", RAVDESS_MEMBERS)
@@ -318,6 +441,7 @@ def network_params(params, server, make_zip):
             params.fetch,
             ravdess=source(server.url("/ravdess.zip"), md5_of(ravdess)),
             tess=source(server.url("/tess.zip")),
+            cremad=lfs_repo[0],
             limit_per_corpus=limit,
         )
 
@@ -327,7 +451,9 @@ def network_params(params, server, make_zip):
 @pytest.fixture
 def offline(params) -> FetchParams:
     """params.yaml's fetch section with archive addresses that must not be used (a mirror is given)."""
-    return dataclasses.replace(params.fetch, ravdess=OFFLINE, tess=OFFLINE, limit_per_corpus=None)
+    nowhere = "http://127.0.0.1:9/must-not-be-used/"
+    lfs = LfsSourceParams(tree=nowhere, pointers=nowhere, media=nowhere, folder="AudioWAV")
+    return dataclasses.replace(params.fetch, ravdess=OFFLINE, tess=OFFLINE, cremad=lfs, limit_per_corpus=None)
 
 
 @pytest.fixture
@@ -341,8 +467,10 @@ def test_fetch_corpora_end_to_end_over_http(server, network_params, silence_dbfs
 
     report = fetch_corpora(fetch, silence_dbfs, raw, manifest_path, downloads, mirror=None)
 
-    assert sorted(server.requests) == ["/ravdess.zip", "/tess.zip"]
-    assert sorted(os.listdir(downloads)) == ["ravdess.zip", "tess.zip"]
+    assert sorted(r for r in server.requests if r.endswith(".zip")) == ["/ravdess.zip", "/tess.zip"]
+    assert sorted(os.listdir(downloads)) == ["cremad", "ravdess.zip", "tess.zip"]
+    for member in CREMAD_MEMBERS:
+        assert (raw / "cremad" / member).is_file()
     for member in RAVDESS_MEMBERS:
         assert (raw / "ravdess" / member).is_file()
     for member in TESS_MEMBERS:
@@ -358,7 +486,13 @@ def test_fetch_corpora_end_to_end_over_http(server, network_params, silence_dbfs
         "tess/OAF_back_angry",
         "tess/OAF_back_ps",
         "tess/YAF_dog_fear",
+        "cremad/1001_DFA_ANG_XX",
+        "cremad/1002_IEO_HAP_HI",
+        "cremad/1091_WSI_SAD_XX",
     }
+    assert rows.loc["cremad/1002_IEO_HAP_HI", "emotion"] == "happy"
+    assert rows.loc["cremad/1002_IEO_HAP_HI", "gender"] == "female"
+    assert rows.loc["cremad/1002_IEO_HAP_HI", "intensity"] == "high"
     assert rows.loc["ravdess/03-01-08-02-02-02-02", "emotion"] == "surprised"
     assert rows.loc["ravdess/03-01-08-02-02-02-02", "speaker"] == "Actor_02"
     assert rows.loc["tess/OAF_back_ps", "emotion"] == "surprised"
@@ -367,12 +501,14 @@ def test_fetch_corpora_end_to_end_over_http(server, network_params, silence_dbfs
         "OAF_Pleasant_surprise/OAF_back_ps.wav"
     )
     assert (manifest["sample_rate"] == 16000).all() and (manifest["channels"] == 1).all()
-    assert manifest["duration_s"].tolist() == pytest.approx([0.25] * 7)
-    assert report.found == report.kept == {"ravdess": 4, "tess": 3}
+    assert manifest["duration_s"].tolist() == pytest.approx([0.25] * 10)
+    assert report.found == report.kept == {"ravdess": 4, "tess": 3, "cremad": 3}
+    assert report.speakers == {"ravdess": 2, "tess": 2, "cremad": 3}
 
-    # Again: the pinned RAVDESS archive is reused, the unpinned TESS one is fetched anew.
+    # Again: the pinned RAVDESS archive and the verified LFS files are reused, the unpinned TESS one is fetched anew.
+    server.requests.clear()
     fetch_corpora(fetch, silence_dbfs, raw, manifest_path, downloads, mirror=None)
-    assert sorted(server.requests) == ["/ravdess.zip", "/tess.zip", "/tess.zip"]
+    assert sorted(server.requests) == ["/tess.zip", "/tree"]
     assert pd.read_csv(manifest_path, keep_default_na=False, dtype={"intensity": str}).equals(manifest)
 
 
@@ -382,23 +518,31 @@ def test_fetch_corpora_over_http_honours_the_limit(network_params, silence_dbfs,
     manifest = pd.read_csv(tmp_path / "m.csv")
     ravdess = sorted(RAVDESS_MEMBERS)
     tess = sorted(TESS_MEMBERS)
+    cremad = sorted(CREMAD_MEMBERS)
     assert sorted(manifest["path"]) == sorted(
-        [f"ravdess/{ravdess[0]}", f"ravdess/{ravdess[-1]}", f"tess/{tess[0]}", f"tess/{tess[-1]}"]
+        [
+            f"ravdess/{ravdess[0]}",
+            f"ravdess/{ravdess[-1]}",
+            f"tess/{tess[0]}",
+            f"tess/{tess[-1]}",
+            f"cremad/{cremad[0]}",
+            f"cremad/{cremad[-1]}",
+        ]
     )
-    assert report.found == {"ravdess": 2, "tess": 2}
+    assert report.found == {"ravdess": 2, "tess": 2, "cremad": 2}
 
 
 def test_fetch_corpora_leaves_out_clips_quieter_than_silence_dbfs(network_params, tmp_path):
     fetch = network_params()  # tones of amplitude 0.5: peak -6.0 dBFS
     kept = fetch_corpora(fetch, -6.5, tmp_path / "raw", tmp_path / "m.csv", tmp_path / "dl", mirror=None)
-    assert kept.kept == {"ravdess": 4, "tess": 3} and kept.silent == []
+    assert kept.kept == {"ravdess": 4, "tess": 3, "cremad": 3} and kept.silent == []
     quiet = fetch_corpora(fetch, -5.5, tmp_path / "raw", tmp_path / "m.csv", tmp_path / "dl", mirror=None)
-    assert quiet.kept == {"ravdess": 0, "tess": 0}
-    assert len(quiet.silent) == 7 and all("peak -6.0 dBFS" in entry for entry in quiet.silent)
+    assert quiet.kept == {"ravdess": 0, "tess": 0, "cremad": 0}
+    assert len(quiet.silent) == 10 and all("peak -6.0 dBFS" in entry for entry in quiet.silent)
     assert pd.read_csv(tmp_path / "m.csv").empty
 
 
-def test_fetch_corpora_stops_on_a_bad_checksum(network_params, silence_dbfs, tmp_path):
+def test_fetch_corpora_stops_on_a_bad_checksum(server, network_params, silence_dbfs, tmp_path):
     fetch = network_params()
     fetch = dataclasses.replace(fetch, ravdess=dataclasses.replace(fetch.ravdess, md5="f" * 32))
     with pytest.raises(ChecksumError):
@@ -406,6 +550,7 @@ def test_fetch_corpora_stops_on_a_bad_checksum(network_params, silence_dbfs, tmp
     assert not (tmp_path / "m.csv").exists()
     assert not (tmp_path / "raw" / "ravdess").exists()
     assert os.listdir(tmp_path / "dl") == []
+    assert not any(r.startswith("/media/") for r in server.requests)  # stopped before the next corpus
 
 
 # --- fetch_corpora from a mirror --------------------------------------------------------------------
@@ -426,14 +571,18 @@ MIRROR_TESS = (
     "YAF_angry/YAF_germ_angry.flac",
     "YAF_sad/YAF_dog_sad.flac",
 )
+MIRROR_CREMAD = ("AudioWAV/1017_DFA_ANG_XX.flac", "AudioWAV/1018_IEO_HAP_HI.flac", "AudioWAV/1052_WSI_SAD_XX.flac")
 OFFLINE = source("http://127.0.0.1:9/must-not-be-used.zip")
+
+
+MIRRORED = (("ravdess", MIRROR_RAVDESS), ("tess", MIRROR_TESS), ("cremad", MIRROR_CREMAD))
 
 
 @pytest.fixture
 def small_mirror(tmp_path, mirror):
-    """A read-only mirror of 7 RAVDESS and 5 TESS real clips (folders 0o555, files 0o444)."""
+    """A read-only mirror of 7 RAVDESS, 5 TESS and 3 CREMA-D real clips (folders 0o555, files 0o444)."""
     root = tmp_path / "mirror"
-    for corpus, relpaths in (("ravdess", MIRROR_RAVDESS), ("tess", MIRROR_TESS)):
+    for corpus, relpaths in MIRRORED:
         for relpath in relpaths:
             (root / corpus / relpath).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(mirror / corpus / relpath, root / corpus / relpath)
@@ -454,15 +603,15 @@ def test_fetch_from_a_mirror_copies_all_clips_and_never_writes_there(small_mirro
     report = fetch_corpora(offline, silence_dbfs, raw, tmp_path / "m.csv", tmp_path / "dl", mirror=small_mirror)
 
     assert listing(small_mirror) == before
-    for corpus, relpaths in (("ravdess", MIRROR_RAVDESS), ("tess", MIRROR_TESS)):
+    for corpus, relpaths in MIRRORED:
         copied = sorted(p.relative_to(raw / corpus).as_posix() for p in (raw / corpus).rglob("*") if p.is_file())
         assert copied == sorted(relpaths)
         for relpath in relpaths:
             assert filecmp.cmp(small_mirror / corpus / relpath, raw / corpus / relpath, shallow=False)
             assert (raw / corpus / relpath).stat().st_mode & stat.S_IWUSR  # our copy is writable
     manifest = pd.read_csv(tmp_path / "m.csv")
-    assert len(manifest) == 12
-    assert report.kept == {"ravdess": 7, "tess": 5}
+    assert len(manifest) == 15
+    assert report.kept == {"ravdess": 7, "tess": 5, "cremad": 3}
     labels = manifest.set_index("clip_id")
     assert labels.loc["tess/OA_bite_neutral", "speaker"] == "OAF"
     assert labels.loc["tess/OAF_food_fear", "emotion"] == "fearful"
@@ -476,10 +625,11 @@ def test_fetch_from_a_mirror_honours_the_limit_with_evenly_spaced_clips(small_mi
     manifest = pd.read_csv(tmp_path / "m.csv")
     ravdess, tess = sorted(MIRROR_RAVDESS), sorted(MIRROR_TESS)
     expected = [f"ravdess/{ravdess[i]}" for i in (0, 3, 6)] + [f"tess/{tess[i]}" for i in (0, 2, 4)]
+    expected += [f"cremad/{p}" for p in MIRROR_CREMAD]
     assert sorted(manifest["path"]) == sorted(expected)
     files = sorted(p.relative_to(tmp_path / "raw").as_posix() for p in (tmp_path / "raw").rglob("*.flac"))
     assert files == sorted(expected)
-    assert report.found == {"ravdess": 3, "tess": 3}
+    assert report.found == {"ravdess": 3, "tess": 3, "cremad": 3}
     assert listing(small_mirror) == before
 
 
@@ -511,10 +661,28 @@ def test_fetch_from_the_real_mirror_with_a_limit(mirror, offline, silence_dbfs, 
     assert snapshot() == before
 
     manifest = pd.read_csv(tmp_path / "m.csv")
-    assert report.kept == {"ravdess": 5, "tess": 5}
-    # 5 of n evenly spaced: round(linspace(0, n - 1, 5)), computed by hand.
-    expected_positions = (("ravdess", 1440, (0, 360, 720, 1079, 1439)), ("tess", 2800, (0, 700, 1400, 2099, 2799)))
+    assert report.kept == {"ravdess": 5, "tess": 5, "cremad": 5}
+    # 5 of n evenly spaced: round(linspace(0, n - 1, 5)), computed by hand (numpy rounds 1144.5 to even).
+    expected_positions = (
+        ("ravdess", 1440, (0, 360, 720, 1079, 1439)),
+        ("tess", 2800, (0, 700, 1400, 2099, 2799)),
+        ("cremad", 2290, (0, 572, 1144, 1717, 2289)),
+    )
     for corpus, count, positions in expected_positions:
         everything = sorted(p.relative_to(mirror).as_posix() for p in (mirror / corpus).rglob("*.flac"))
         assert len(everything) == count
         assert sorted(manifest.loc[manifest["corpus"] == corpus, "path"]) == [everything[i] for i in positions]
+
+
+def test_a_relative_mirror_is_made_absolute_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    (tmp_path / "corpora").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SER_DATA_MIRROR", "corpora")
+    assert mirror_from_env() == tmp_path / "corpora"
+    monkeypatch.setenv("SER_DATA_MIRROR", "../elsewhere")
+    with pytest.raises(
+        FetchError, match=r"SER_DATA_MIRROR=\.\./elsewhere: .* is not a folder; name the mirror by its absolute path"
+    ):
+        mirror_from_env()
+    monkeypatch.delenv("SER_DATA_MIRROR")
+    assert mirror_from_env() is None

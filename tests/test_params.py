@@ -13,6 +13,7 @@ from ser.params import (
     AudioParams,
     AugmentParams,
     FetchParams,
+    LfsSourceParams,
     MelspecParams,
     Params,
     ParamsError,
@@ -75,8 +76,10 @@ def test_repo_params_load_with_the_documented_types():
     assert params.fetch.tess.md5 is None and params.fetch.tess.bytes is None
     assert params.fetch.limit_per_corpus is None
     assert type(params.audio.silence_dbfs) is float and params.audio.silence_dbfs < 0
-    assert isinstance(params.split, SplitParams) and 1 <= params.split.fold <= 6
-    assert all(type(getattr(params.split, f)) is int for f in ("fold", "val_actors", "seed"))
+    assert isinstance(params.split, SplitParams) and type(params.split.seed) is int
+    assert params.cv.folds == (1,)  # one fold by default, so that `dvc repro` stays within its hour
+    assert params.train.corpora == ("ravdess", "tess", "cremad")
+    assert isinstance(params.fetch.cremad, LfsSourceParams) and params.fetch.cremad.folder == "AudioWAV"
     assert isinstance(params.audio, AudioParams) and type(params.audio.sample_rate) is int
     assert type(params.audio.duration) is float
     assert isinstance(params.augment, AugmentParams) and type(params.augment.copies) is int
@@ -90,11 +93,11 @@ def test_repo_params_load_with_the_documented_types():
 
 def test_loaded_values_are_the_values_in_the_file(raw_params):
     params = load_params(REPO_PARAMS)
-    for section in ("split", "audio", "augment", "melspec", "model", "train"):
+    for section in ("split", "cv", "audio", "augment", "melspec", "model", "train"):
         for key, value in raw_params[section].items():
             got = getattr(getattr(params, section), key)
             assert got == (tuple(value) if isinstance(value, list) else value), f"{section}.{key}"
-    for corpus in ("ravdess", "tess"):
+    for corpus in ("ravdess", "tess", "cremad"):
         assert dataclasses.asdict(getattr(params.fetch, corpus)) == raw_params["fetch"][corpus]
 
 
@@ -136,8 +139,10 @@ def test_an_unknown_key_is_rejected_naming_key_and_file(edited, keys, unknown):
 @pytest.mark.parametrize(
     ("keys", "value"),
     [
-        (("split", "fold"), "one"),
-        (("split", "fold"), None),
+        (("cv", "folds"), "one"),
+        (("cv", "folds"), None),
+        (("cv", "folds"), ["1"]),
+        (("train", "corpora"), "ravdess"),
         (("augment", "copies"), 1.5),
         (("split", "seed"), True),
         (("audio", "sample_rate"), "16000"),
@@ -204,7 +209,10 @@ def test_invalid_yaml_is_reported(tmp_path, text, reason):
         (("train", "epochs"), -1, "greater than or equal to 1"),
         (("train", "lr"), "abc", "a valid number"),
         (("train", "batch_size"), 0, "greater than or equal to 2"),
-        (("split", "fold"), 7, "less than or equal to 6"),
+        (("cv", "folds"), [1, 7], "less than or equal to 6"),
+        (("cv", "folds"), [2, 2], "a value is listed twice"),
+        (("cv", "folds"), [], "at least 1 item"),
+        (("train", "corpora"), ["tess", "tess"], "a value is listed twice"),
         (("audio", "sample_rate"), 0, "greater than or equal to 1"),
         (("audio", "duration"), 0, "greater than 0"),
         (("augment", "noise_prob"), 1.5, "less than or equal to 1"),
@@ -217,7 +225,9 @@ def test_an_out_of_range_value_is_one_line_naming_file_key_value_and_what_is_all
     with pytest.raises(ParamsError) as caught:
         load_params(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: {'.'.join(keys)}: {value!r} is not allowed (") and allowed in message
+    shown = ".".join(keys) + (".1" if value == [1, 7] else "")  # pydantic names the list item
+    shown_value = 7 if value == [1, 7] else value
+    assert message.startswith(f"{path}: {shown}: {shown_value!r} is not allowed (") and allowed in message
     assert "\n" not in message
     with pytest.raises(ParamsError) as caught:  # the stages load one section at a time: the same message
         load_section(path, keys[0], type(getattr(load_params(REPO_PARAMS), keys[0])))
@@ -229,15 +239,33 @@ def test_a_renamed_key_names_its_new_name(edited):
     with pytest.raises(ParamsError) as caught:
         load_params(path)
     assert str(caught.value) == f"{path}: train.l2 is now train.weight_decay: rename it"
+    path = edited(set_key(("split", "fold"), 3))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: split.fold is now cv.folds: rename it"
+
+
+def test_a_retired_key_says_why_it_went(edited):
+    path = edited(set_key(("split", "val_actors"), 4))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: split.val_actors: each fold now validates on as many speakers as it tests, half of each sex: "
+        "remove it"
+    )
 
 
 def test_from_dict_builds_nested_dataclasses_and_names_where_it_failed():
+    lfs = {"tree": "t", "pointers": "p/", "media": "m/", "folder": "AudioWAV"}
     raw = {
         "ravdess": {"url": "http://x/r.zip", "md5": None, "bytes": 10},
         "tess": {"url": "u", "md5": "AB", "bytes": None},
+        "cremad": lfs,
     }
     fetch = from_dict(FetchParams, {**raw, "limit_per_corpus": None}, "test")
-    assert fetch == FetchParams(SourceParams("http://x/r.zip", None, 10), SourceParams("u", "AB", None), None)
+    assert fetch == FetchParams(
+        SourceParams("http://x/r.zip", None, 10), SourceParams("u", "AB", None), LfsSourceParams(**lfs), None
+    )
     with pytest.raises(ParamsError, match=r"^test: fetch\.ravdess: expected a mapping of keys, got 'http://x'$"):
         from_dict(FetchParams, "http://x", "test", ("fetch", "ravdess"))
     with pytest.raises(ParamsError, match=r"^test: fetch\.ravdess: 'http://x' is not allowed"):

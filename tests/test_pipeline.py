@@ -18,8 +18,9 @@ import pytest
 import yaml
 from sklearn.metrics import balanced_accuracy_score
 
-from ser.corpora import EMOTIONS
+from ser.corpora import CORPORA, EMOTIONS
 from ser.params import load_params
+from ser.splitting import FOLDS, role_column
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS_PER_CORPUS = 48
@@ -34,6 +35,7 @@ STAGE_PARAMS = {
     "augment": {"audio.sample_rate", "audio.duration", "audio.trim_db", "augment"},
     "melspec": {"audio", "melspec"},
     "train": {"model.size", "train"},
+    "cv": {"cv"},
 }
 RUN_CACHE_IGNORES = {"size", "nfiles"}
 
@@ -153,28 +155,29 @@ def test_dvc_yaml_names_the_params_each_stage_reads():
 
 
 @pytest.mark.slow
-def test_data_half_runs_end_to_end_and_is_incremental(project):
+def test_data_half_runs_end_to_end_once_for_every_fold_and_is_incremental(project):
     root, env = project
     first = run(["dvc", "repro", "melspec"], root, env)
     for stage in ("fetch", "split", "augment", "melspec"):
         assert f"Running stage '{stage}'" in first
+    assert "cremad: 48 clips found, 48 kept, 28 speakers" in first  # the summary says how many it found
 
     manifest = pd.read_csv(root / "data" / "manifest.csv")
-    assert manifest.groupby("corpus").size().to_dict() == {"ravdess": CLIPS_PER_CORPUS, "tess": CLIPS_PER_CORPUS}
+    assert manifest.groupby("corpus").size().to_dict() == dict.fromkeys(CORPORA, CLIPS_PER_CORPUS)
     split = pd.read_csv(root / "data" / "split.csv")
+    for fold in FOLDS:  # every clip has a role in every fold, and a speaker one role per fold
+        assert set(split[role_column(fold)]) == {"train", "val", "test"}
+        assert split[split["corpus"] != "tess"].groupby("speaker")[role_column(fold)].nunique().max() == 1
     ravdess = split[split["corpus"] == "ravdess"]
-    assert ravdess.groupby("speaker")["split"].nunique().max() == 1
-    assert {"Actor_01", "Actor_11", "Actor_20", "Actor_21"} >= set(ravdess.loc[ravdess["split"] == "test", "speaker"])
+    assert set(ravdess.loc[ravdess["fold_1"] == "test", "speaker"]) <= {"Actor_01", "Actor_11", "Actor_20", "Actor_21"}
 
     clips = pd.read_csv(root / "data" / "features" / "clips.csv")
-    n_train = int((split["split"] == "train").sum())
-    expected = {"train": 2 * n_train, **{s: int((split["split"] == s).sum()) for s in ("val", "test")}}
-    for name, count in expected.items():
-        features = np.load(root / "data" / "features" / f"{name}.npy", mmap_mode="r")
-        assert features.shape == (count, 64, 188)
-        assert np.isfinite(features).all()
-        assert (clips["split"] == name).sum() == count
-    assert set(clips.loc[clips["prepared"], "split"]) == {"train"}  # augmented copies: train only
+    trains = (split[[role_column(fold) for fold in FOLDS]] == "train").any(axis=1)
+    assert len(clips) == len(split) + int(trains.sum())  # one data half for all six folds: every clip once ...
+    copies = clips[clips["prepared"]]
+    assert set(copies["source_clip_id"]) == set(split.loc[trains, "clip_id"])  # ... and a copy of each that trains
+    features = np.load(root / "data" / "features" / "features.npy", mmap_mode="r")
+    assert features.shape == (len(clips), 64, 188) and np.isfinite(features).all()
     assert {p.stem for p in (root / "plots" / "spectrograms").glob("*.png")} <= set(EMOTIONS)
     assert len(list((root / "plots" / "spectrograms").glob("*.png"))) >= 6
 
@@ -185,63 +188,112 @@ def test_data_half_runs_end_to_end_and_is_incremental(project):
     third = run(["dvc", "repro", "melspec"], root, env)
     assert "Running stage 'augment'" in third and "Running stage 'melspec'" in third
     assert "Running stage 'fetch'" not in third and "Running stage 'split'" not in third
-    assert np.load(root / "data" / "features" / "train.npy", mmap_mode="r").shape[0] == 3 * n_train
+    assert np.load(root / "data" / "features" / "features.npy", mmap_mode="r").shape[0] == len(split) + 2 * int(
+        trains.sum()
+    )
+
+
+def check_fold_results(root: Path, fold: int) -> dict:
+    """The fold's metrics are those of its predictions table, which holds exactly its test clips."""
+    results = json.loads((root / "metrics" / "folds" / str(fold) / "evaluate.json").read_text())
+    assert set(results) == {*CORPORA, "all"}  # every corpus fetched is tested
+    split = pd.read_csv(root / "data" / "split.csv")
+    evaluated = pd.read_csv(root / "plots" / "folds" / str(fold) / "predictions.csv")
+    assert sorted(evaluated["clip_id"]) == sorted(split.loc[split[role_column(fold)] == "test", "clip_id"])
+    for name, rows in [*evaluated.groupby("corpus"), ("all", evaluated)]:
+        assert set(results[name]) == {"clips", "wa", "ua", "macro_f1", "recall"}
+        assert results[name]["clips"] == len(rows)
+        assert results[name]["wa"] == pytest.approx((rows["actual"] == rows["predicted"]).mean())
+        assert results[name]["ua"] == pytest.approx(balanced_accuracy_score(rows["actual"], rows["predicted"]))
+    return results
 
 
 @pytest.mark.slow
-def test_model_half_trains_evaluates_and_experiments_compare(project, mirror):
+def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(project, mirror):
     root, env = project
     set_params(root, **{"model.size": "small", "train.epochs": 2, "train.batch_size": 16, "train.members": 2})
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "small model, two epochs, two members"], root, env)
     output = run(["dvc", "repro"], root, env)
-    assert "Running stage 'train'" in output and "Running stage 'evaluate'" in output
+    for stage in ("train@1", "evaluate@1", "cv"):
+        assert f"Running stage '{stage}'" in output
     assert "Running stage 'melspec'" not in output  # the data half is cached from the test above
-
-    results = json.loads((root / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"ravdess", "tess", "all"}
-    test_clips = pd.read_csv(root / "data" / "split.csv").query("split == 'test'")
-    evaluated = pd.read_csv(root / "plots" / "predictions.csv")
-    assert len(evaluated) == len(test_clips) == results["all"]["clips"]
-    for name, rows in [*evaluated.groupby("corpus"), ("all", evaluated)]:  # the metrics are those of the table
-        assert set(results[name]) == {"clips", "wa", "ua", "macro_f1", "recall"}
-        assert results[name]["clips"] == len(rows)
-        assert results[name]["wa"] == pytest.approx((rows["actual"] == rows["predicted"]).mean())
-        assert results[name]["ua"] == pytest.approx(balanced_accuracy_score(rows["actual"], rows["predicted"]))
-    history = pd.read_csv(root / "plots" / "training.csv")
+    fold_1 = check_fold_results(root, 1)
+    cv = json.loads((root / "metrics" / "cv.json").read_text())
+    assert cv["folds"] == [1]
+    for name in (*CORPORA, "all"):
+        assert cv[name]["per_fold"]["1"]["ua"] == fold_1[name]["ua"]
+        assert cv[name]["ua"] == {"mean": fold_1[name]["ua"], "std": None}  # no spread from one fold
+    history = pd.read_csv(root / "plots" / "folds" / "1" / "training.csv")
     assert history["epoch"].tolist() == [1, 2, 1, 2]  # two members, one after the other
     assert history["member"].tolist() == [1, 1, 2, 2] and history["run_epoch"].tolist() == [1, 2, 3, 4]
-    trained = json.loads((root / "metrics" / "train.json").read_text())
+    trained = json.loads((root / "metrics" / "folds" / "1" / "train.json").read_text())
     assert [member["seed"] for member in trained["members"].values()] == [0, 1]
-    for png in ("training.png", "confusion.png"):
+    assert trained["corpora"] == list(CORPORA) and set(trained["val"]) == {*CORPORA, "all"}
+    for png in ("folds/1/training.png", "folds/1/confusion.png", "cv/confusion.png"):
         assert (root / "plots" / png).stat().st_size > 10_000
 
-    # `ser predict` on the same clips, straight from the mirror, gives the evaluate stage's probabilities.
-    sample = evaluated.groupby("corpus").head(3).set_index("clip_id")
-    paths = test_clips.set_index("clip_id")["path"]  # relative to data/raw: <corpus>/<as in the mirror>
+    # `ser predict` on the same clips, straight from the mirror, gives the evaluate stage's probabilities (for
+    # clips of one window once trimmed: longer ones are predicted window by window, where the stage takes their
+    # first 3 s; some CREMA-D clips are longer than 3 s of speech).
+    evaluated = pd.read_csv(root / "plots" / "folds" / "1" / "predictions.csv")
+    clips = pd.read_csv(root / "data" / "split.csv").set_index("clip_id")
+    short = evaluated[(evaluated["corpus"] != "cremad") | (evaluated["clip_id"].map(clips["duration_s"]) <= 3.0)]
+    sample = short.groupby("corpus").head(3).set_index("clip_id")
+    assert set(sample["corpus"]) == set(CORPORA)
+    paths = clips["path"]  # <corpus>/<as in the mirror>
     files = [str(mirror / paths[clip_id]) for clip_id in sample.index]
     out = root / "predicted.csv"
     summary = run(
-        ["ser", "predict", "--format", "csv", "--out", str(out), "--model", "data/model/model.pt", *files], root, env
-    )
+        ["ser", "predict", "--format", "csv", "--out", str(out), *files], root, env
+    )  # default model: fold 1's
     assert f"{len(files)} predicted, 0 failed" in summary
     predicted = pd.read_csv(out)
-    assert len(predicted) == len(sample)
     probability_columns = [c for c in evaluated.columns if c.startswith("p_")]
     assert np.allclose(predicted[probability_columns].to_numpy(), sample[probability_columns].to_numpy(), atol=2e-4)
     assert predicted["predicted"].tolist() == sample["predicted"].tolist()
 
-    first = run(["dvc", "exp", "run", "-n", "higher-lr", "-S", "train.lr=0.003"], root, env)
-    second = run(["dvc", "exp", "run", "-n", "tiny-model", "-S", "model.size=tiny"], root, env)
-    assert "Running stage 'train'" in first and "Running stage 'train'" in second, first + second
+    # Two folds as one experiment: fold 1 is not trained again, and cv.json is the mean and spread of the two.
+    two = run(["dvc", "exp", "run", "-n", "two-folds", "-S", "cv.folds=[1,2]"], root, env)
+    assert "Running stage 'train@2'" in two and "Running stage 'evaluate@2'" in two
+    assert "Running stage 'train@1'" not in two and "Running stage 'melspec'" not in two
+    fold_2 = check_fold_results(root, 2)
+    cv = json.loads((root / "metrics" / "cv.json").read_text())
+    assert cv["folds"] == [1, 2]
+    for name in (*CORPORA, "all"):
+        values = [fold_1[name]["ua"], fold_2[name]["ua"]]
+        assert cv[name]["ua"]["mean"] == pytest.approx(np.mean(values))
+        assert cv[name]["ua"]["std"] == pytest.approx(np.std(values, ddof=1))
+        assert cv[name]["clips"] == fold_1[name]["clips"] + fold_2[name]["clips"]
+    pooled = pd.read_csv(root / "plots" / "cv" / "predictions.csv")
+    assert len(pooled) == fold_1["all"]["clips"] + fold_2["all"]["clips"] and set(pooled["fold"]) == {1, 2}
+    # Fold 2 alone: its results come from the run-cache, and fold 1's files left in the workspace are not counted.
+    alone = run(["dvc", "exp", "run", "-n", "fold-2", "-S", "cv.folds=[2]"], root, env)
+    assert "Running stage 'train" not in alone and "Running stage 'cv'" in alone
+    assert (root / "metrics" / "folds" / "1" / "evaluate.json").is_file()
+    cv = json.loads((root / "metrics" / "cv.json").read_text())
+    assert cv["folds"] == [2] and cv["all"]["clips"] == fold_2["all"]["clips"]
+    assert cv["ravdess"]["ua"] == {"mean": fold_2["ravdess"]["ua"], "std": None}
+
+    # An unseen corpus: trained on RAVDESS and TESS only, CREMA-D's test clips still get figures, and its
+    # validation clips are scored but never choose.
+    unseen = run(
+        ["dvc", "exp", "run", "-n", "unseen-cremad", "-S", "cv.folds=[1]", "-S", "train.corpora=[ravdess,tess]"],
+        root,
+        env,
+    )
+    second = run(["dvc", "exp", "run", "-n", "tiny-model", "-S", "cv.folds=[1]", "-S", "model.size=tiny"], root, env)
+    assert "Running stage 'train@1'" in unseen and "Running stage 'train@1'" in second, unseen + second
+    assert "cremad (unseen in training)" in unseen
     shown = run(["dvc", "exp", "show", "--csv"], root, env)
-    assert "higher-lr" in shown and "tiny-model" in shown
-    diff = json.loads(run(["dvc", "metrics", "diff", "higher-lr", "tiny-model", "--all", "--json"], root, env))
-    evaluated_diff = diff["metrics/evaluate.json"]
-    assert {"all.ua", "ravdess.ua", "tess.ua"} <= set(evaluated_diff), (first, second, shown)
+    assert "unseen-cremad" in shown and "tiny-model" in shown
+    diff = json.loads(run(["dvc", "metrics", "diff", "unseen-cremad", "tiny-model", "--all", "--json"], root, env))
+    evaluated_diff = diff["metrics/folds/1/evaluate.json"]
+    assert {"all.ua", "ravdess.ua", "tess.ua", "cremad.ua"} <= set(evaluated_diff), (unseen, second, shown)
     assert all(entry["old"] is not None and entry["new"] is not None for entry in evaluated_diff.values())
-    assert "parameters" in diff["metrics/train.json"]  # the two experiments' model sizes differ
-    run(["dvc", "plots", "diff", "higher-lr", "tiny-model", "-o", str(root / "plots_diff")], root, env)
+    assert "parameters" in diff["metrics/folds/1/train.json"]  # the two experiments' model sizes differ
+    assert {"cremad.ua.mean", "all.ua.mean"} <= set(diff["metrics/cv.json"])
+    run(["dvc", "plots", "diff", "unseen-cremad", "tiny-model", "-o", str(root / "plots_diff")], root, env)
     assert (root / "plots_diff" / "index.html").is_file()
 
     # The renamed key: DVC refuses `-S train.l2=...` itself (no such key); added with `+`, train names the new one.

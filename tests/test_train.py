@@ -93,8 +93,11 @@ def test_sample_weights_balance_classes_or_classes_within_corpora():
     assert label_indices(pd.Series(["neutral", "surprised"])).tolist() == [0, 7]
 
 
-def test_selection_score_weighs_each_corpus_equally():
-    assert selection_score({"ravdess": {"ua": 0.5}, "tess": {"ua": 1.0}}) == pytest.approx(0.75)
+def test_selection_score_weighs_each_training_corpus_equally_and_never_sees_an_unseen_one():
+    scores = {"ravdess": {"ua": 0.5}, "tess": {"ua": 1.0}, "cremad": {"ua": 0.2}, "all": {"ua": 0.9}}
+    assert selection_score(scores, ["ravdess", "tess"]) == pytest.approx(0.75)  # cremad left out of training
+    assert selection_score(scores, ["ravdess", "tess", "cremad"]) == pytest.approx(1.7 / 3)
+    assert selection_score(scores, ["cremad"]) == pytest.approx(0.2)
 
 
 def test_validation_scores_are_the_hand_computed_ua_wa_f1_per_corpus_and_the_mean_log_loss():
@@ -109,7 +112,11 @@ def test_validation_scores_are_the_hand_computed_ua_wa_f1_per_corpus_and_the_mea
         table=pd.DataFrame({"emotion": actual, "corpus": ["ravdess"] * 3 + ["tess"] * 4}),
     )
     y_val = label_indices(val.table["emotion"]).numpy()
-    per_corpus, score, loss = validation_scores(torch.nn.Identity(), val, y_val, torch.device("cpu"))
+    per_corpus, score, loss = validation_scores(
+        torch.nn.Identity(), val, y_val, ["ravdess", "tess"], torch.device("cpu")
+    )
+    _, ravdess_only, _ = validation_scores(torch.nn.Identity(), val, y_val, ["ravdess"], torch.device("cpu"))
+    assert ravdess_only == pytest.approx(0.75)
     # ravdess: neutral 1/1, calm 1/2 right; tess: neutral 1/3, sad 1/1 right
     assert per_corpus["ravdess"]["ua"] == pytest.approx((1 + 1 / 2) / 2)
     assert per_corpus["ravdess"]["wa"] == pytest.approx(2 / 3)
@@ -162,7 +169,7 @@ def test_averaged_weights_compete_with_single_epochs_on_validation(fast):
         assert torch.equal(a, b)
     assert result.average_val is not None
     best_single = result.history["val_score"].max()
-    average_score = selection_score({k: v for k, v in result.average_val.items() if k != "all"})
+    average_score = selection_score(result.average_val, params.corpora)
     assert result.averaged == (average_score > best_single)
     kept = result.history.loc[result.history["kept"], "epoch"].tolist()
     if result.averaged:

@@ -14,6 +14,7 @@ from ser.audio import load_audio, pad_or_trim, prepare, write_audio
 from ser.io import atomic_path, write_csv
 from ser.parallel import imap
 from ser.params import AudioParams, AugmentParams
+from ser.splitting import FOLDS, role_column
 
 # Columns copied from the source clip; the transform columns are NaN where a transform was not applied.
 LABEL_COLUMNS = ("corpus", "speaker", "gender", "emotion", "statement", "intensity", "repetition")
@@ -88,13 +89,16 @@ def augment_training_set(
     params: AugmentParams,
     workers: int,
 ) -> pd.DataFrame:
-    """Write `params.copies` perturbed copies of every training clip (never val or test) to `out_dir`.
+    """Write `params.copies` perturbed copies of every clip that trains in some fold to `out_dir`.
 
-    Copies are prepared like every clip (trimmed and padded to `audio.duration`), so the melspec stage
-    takes them as they are. The table (one row per copy, with its source clip, labels and transform
-    values) goes to `table_path` and is returned.
+    A copy depends on its clip's id and the seed alone (`clip_rng`), so one augmented set serves every fold:
+    each fold's training set takes the copies of its own training clips, and no fold ever sees a copy of a
+    clip it validates or tests on. Copies are prepared like every clip (trimmed and padded to
+    `audio.duration`), so the melspec stage takes them as they are. The table (one row per copy, with its
+    source clip, labels and transform values) goes to `table_path` and is returned.
     """
-    train = split_table[split_table["split"] == "train"]
+    trains = (split_table[[role_column(fold) for fold in FOLDS]] == "train").any(axis=1)
+    train = split_table[trains]
     jobs = [(clip_id, raw_dir / path) for clip_id, path in zip(train["clip_id"], train["path"], strict=True)]
     with atomic_path(out_dir, directory=True) as tmp:
         work = functools.partial(_augment_clip, out_dir=tmp, audio=audio, params=params)
@@ -102,6 +106,5 @@ def augment_training_set(
     table = pd.DataFrame(rows, columns=["clip_id", "source_clip_id", "path", *TRANSFORM_COLUMNS])
     labels = train.set_index("clip_id")[list(LABEL_COLUMNS)]
     table = table.join(labels, on="source_clip_id")
-    table["split"] = "train"
     write_csv(table, table_path)
     return table

@@ -58,7 +58,7 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
     """
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{path}: model file not found; train one with `dvc repro train` or pass --model")
+        raise BundleError(f"{path}: model file not found; train one with `dvc repro` or pass --model")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # its message is long and suggests weights_only=False: never
@@ -72,7 +72,7 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
     if payload.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{path}: model format version {payload.get('format_version')}, this ser reads {FORMAT_VERSION}; "
-            "retrain it with this version (`dvc repro train`) or use the ser version that made it"
+            "retrain it with this version (`dvc repro`) or use the ser version that made it"
         )
     try:
         model_config = ModelConfig(**payload["model_config"])

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files, or folders to search")
-    model_help = "model bundle (default: %(default)s, written by `dvc repro train`)"
+    model_help = "model bundle (default: %(default)s, fold 1's model, written by `dvc repro`)"
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
     predict.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
     predict.add_argument(

@@ -1,10 +1,12 @@
-"""The feature store: log-mel arrays per split (memory-mappable .npy) plus one table of labels and metadata."""
+"""The feature store: one log-mel array of every clip (memory-mappable .npy) and one table of labels and metadata,
+indexed by clip, the same for every fold; a fold's roles select its rows."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,10 @@ import torch
 from ser.audio import FrontEndConfig, LogMel, load_audio, prepare
 from ser.io import atomic_path
 from ser.parallel import imap, torch_threads
-from ser.splitting import SPLITS
+from ser.splitting import role_column
 
-TABLE_NAME = "clips.csv"  # every clip of every split; `row` indexes its split's array
+TABLE_NAME = "clips.csv"  # every clip, originals and augmented copies; `row` indexes the array
+ARRAY_NAME = "features.npy"  # (n_clips, n_mels, n_frames) float32, one row per clip of the table
 FRONTEND_NAME = "frontend.json"  # the FrontEndConfig the arrays were computed with
 # clips per front-end batch, one job for a worker: enough to batch the FFTs, few enough that a batch's frames
 # and spectra stay near one core's L2 cache
@@ -24,14 +27,15 @@ BATCH_CLIPS = 8
 
 
 def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path, aug_dir: Path) -> pd.DataFrame:
-    """Originals and augmented copies in one table, with absolute `file` paths and a `prepared` flag
-    (augmented copies were already trimmed and padded by the augment stage)."""
-    originals = split_table.assign(file=[str(raw_dir / p) for p in split_table["path"]], prepared=False)
+    """Originals and augmented copies in one table, indexed by clip and independent of the folds: absolute
+    `file` paths, a `prepared` flag (augmented copies were already trimmed and padded by the augment stage),
+    `source_clip_id` (an original's is its own id) and `row`, its row of the array."""
+    labels = split_table.drop(columns=[c for c in split_table.columns if c.startswith("fold_")])
+    originals = labels.assign(file=[str(raw_dir / p) for p in labels["path"]], prepared=False)
+    originals["source_clip_id"] = originals["clip_id"]
     copies = augmented.assign(file=[str(aug_dir / p) for p in augmented["path"]], prepared=True)
     table = pd.concat([originals, copies], ignore_index=True, sort=False)
-    order = {split: i for i, split in enumerate(SPLITS)}
-    table = table.sort_values("split", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-    table["row"] = table.groupby("split").cumcount()
+    table["row"] = np.arange(len(table))
     return table
 
 
@@ -59,47 +63,40 @@ def _batch_features(jobs: list[tuple[str, bool]], frontend: FrontEndConfig) -> n
 
 
 def compute_features(table: pd.DataFrame, out_dir: Path, frontend: FrontEndConfig, workers: int) -> None:
-    """Write `<split>.npy` (n_clips, n_mels, n_frames) float32 for each split, the table, and the config.
+    """Write ARRAY_NAME (n_clips, n_mels, n_frames) float32, row `row` for each clip of `table`, the table,
+    and the config.
 
-    Each clip is decoded once. Each split's clips go in batches of BATCH_CLIPS consecutive rows to `workers`
-    threads; a thread decodes and prepares its batch, turns it into log-mels in one batched STFT and writes
-    them straight into the split's memory-mapped array (dr_flac, libsndfile, numpy and torch release the GIL,
-    so threads share out the cores without the start-up and pickling of worker processes, and no rows pass
-    through this thread). The folder appears under its final name only when complete.
+    Each clip is decoded once. The clips go in batches of BATCH_CLIPS consecutive rows to `workers` threads;
+    a thread decodes and prepares its batch, turns it into log-mels in one batched STFT and writes them
+    straight into the memory-mapped array (dr_flac, libsndfile, numpy and torch release the GIL, so threads
+    share out the cores without the start-up and pickling of worker processes, and no rows pass through this
+    thread). The folder appears under its final name only when complete.
     """
-    batches = []  # (split, first row, [(file, prepared), ...]): consecutive rows of one split
-    for split, rows in table.sort_values("row").groupby("split", sort=False):
-        if not np.array_equal(rows["row"], np.arange(len(rows))):
-            raise ValueError(f"the {split} rows of the clip table are not numbered 0..{len(rows) - 1}; use clip_table")
-        jobs = list(zip(rows["file"], rows["prepared"], strict=True))
-        batches += [(split, start, jobs[start : start + BATCH_CLIPS]) for start in range(0, len(jobs), BATCH_CLIPS)]
+    rows = table.sort_values("row")
+    if not np.array_equal(rows["row"], np.arange(len(rows))):
+        raise ValueError(f"the rows of the clip table are not numbered 0..{len(rows) - 1}; use clip_table")
+    jobs = list(zip(rows["file"], rows["prepared"], strict=True))
+    batches = [(start, jobs[start : start + BATCH_CLIPS]) for start in range(0, len(jobs), BATCH_CLIPS)]
     with atomic_path(out_dir, directory=True) as tmp, torch_threads(1):
-        arrays = {
-            split: np.lib.format.open_memmap(
-                tmp / f"{split}.npy",
-                mode="w+",
-                dtype=np.float32,
-                shape=(int((table["split"] == split).sum()), frontend.melspec.n_mels, frontend.n_frames),
-            )
-            for split in SPLITS
-        }
+        shape = (len(rows), frontend.melspec.n_mels, frontend.n_frames)
+        array = np.lib.format.open_memmap(tmp / ARRAY_NAME, mode="w+", dtype=np.float32, shape=shape)
 
-        def write_batch(batch: tuple[str, int, list[tuple[str, bool]]]) -> None:
-            split, start, jobs = batch
-            arrays[split][start : start + len(jobs)] = _batch_features(jobs, frontend)
+        def write_batch(batch: tuple[int, list[tuple[str, bool]]]) -> None:
+            start, jobs = batch
+            array[start : start + len(jobs)] = _batch_features(jobs, frontend)
 
-        for _ in imap(write_batch, batches, workers, desc="melspec", size=lambda batch: len(batch[2]), threads=True):
+        for _ in imap(write_batch, batches, workers, desc="melspec", size=lambda batch: len(batch[1]), threads=True):
             pass
-        arrays.clear()  # unmapped; the pages reach the file without an msync, as every other output is written
-        table.drop(columns=["file"]).to_csv(tmp / TABLE_NAME, index=False)
+        array = None  # unmapped; the pages reach the file without an msync, as every other output is written
+        rows.drop(columns=["file"]).to_csv(tmp / TABLE_NAME, index=False)
         (tmp / FRONTEND_NAME).write_text(json.dumps(frontend.as_dict(), indent=2) + "\n")
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSplit:
-    """One split as the train stage sees it."""
+    """The clips of one role of one fold, as training and evaluation see them."""
 
-    features: np.ndarray  # (n_clips, n_mels, n_frames) float32, memory-mapped
+    features: np.ndarray  # (n_clips, n_mels, n_frames) float32
     table: pd.DataFrame  # one row per clip, in array order
 
 
@@ -108,11 +105,35 @@ def load_frontend(features_dir: Path) -> FrontEndConfig:
     return FrontEndConfig.from_dict(json.loads(path.read_text()), str(path))
 
 
-def load_split(features_dir: Path, split: str) -> FeatureSplit:
-    """Memory-map one split's array and return it with its rows of the table."""
-    table = pd.read_csv(features_dir / TABLE_NAME)
-    rows = table[table["split"] == split].sort_values("row").reset_index(drop=True)
-    features = np.load(features_dir / f"{split}.npy", mmap_mode="r")
-    if features.shape[0] != len(rows):
-        raise ValueError(f"{features_dir}: {split}.npy has {features.shape[0]} clips, the table {len(rows)}")
-    return FeatureSplit(features=features, table=rows)
+def load_table(features_dir: Path) -> pd.DataFrame:
+    """The clip table of a feature store."""
+    return pd.read_csv(features_dir / TABLE_NAME)
+
+
+def load_features(features_dir: Path) -> np.ndarray:
+    """The whole array of a feature store, memory-mapped (n_clips, n_mels, n_frames)."""
+    return np.load(features_dir / ARRAY_NAME, mmap_mode="r")
+
+
+def load_fold(
+    features_dir: Path, split_table: pd.DataFrame, fold: int, role: str, corpora: Sequence[str] | None = None
+) -> FeatureSplit:
+    """The clips with `role` in `fold` (of `corpora` only, if given), read into memory: for "train" the
+    originals and their augmented copies, for "val" and "test" the originals only."""
+    table = load_table(features_dir)
+    features = load_features(features_dir)
+    if features.shape[0] != len(table):
+        raise ValueError(f"{features_dir}: {ARRAY_NAME} has {features.shape[0]} clips, {TABLE_NAME} {len(table)}")
+    roles = split_table.set_index("clip_id")[role_column(fold)]
+    missing = sorted(set(roles.index) - set(table["clip_id"]))
+    if missing:
+        raise ValueError(
+            f"{features_dir}: {len(missing)} clips of the split, e.g. {missing[0]}, have no features; rerun melspec"
+        )
+    chosen = table["source_clip_id"].map(roles) == role
+    if role != "train":
+        chosen &= ~table["prepared"].astype(bool)
+    if corpora is not None:
+        chosen &= table["corpus"].isin(corpora)
+    rows = table[chosen].reset_index(drop=True)
+    return FeatureSplit(features=features[rows["row"].to_numpy()], table=rows)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import http.client
+import json
 import os
+import re
 import shutil
 import stat
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -16,10 +20,13 @@ from tqdm import tqdm
 from ser.audio import find_audio
 from ser.corpora import CORPORA, ManifestReport, build_manifest, evenly_spaced
 from ser.io import atomic_path, write_csv
-from ser.params import FetchParams, SourceParams
+from ser.params import FetchParams, LfsSourceParams, SourceParams
 
-MIRROR_ENV = "SER_DATA_MIRROR"  # names a folder holding ravdess/ and tess/, used instead of the network
+MIRROR_ENV = "SER_DATA_MIRROR"  # names a folder holding one folder per corpus, used instead of the network
 CHUNK_BYTES = 1 << 20
+LFS_DOWNLOADS = 8  # files fetched at once from an LFS store: small files, so latency, not bandwidth, limits
+# A Git LFS pointer file (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md), as committed to git.
+LFS_POINTER = re.compile(r"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n?")
 
 
 class FetchError(RuntimeError):
@@ -88,6 +95,125 @@ def download(source: SourceParams, dest: Path, timeout_s: float = 60.0) -> Path:
     return dest
 
 
+def _get(url: str, timeout_s: float) -> bytes:
+    """The whole body of a small HTTP(S) resource (a file list, a pointer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.read()
+    except (OSError, http.client.HTTPException) as error:
+        raise FetchError(
+            f"{url}: download failed ({error}). Check the network, or set {MIRROR_ENV} to a local copy."
+        ) from error
+
+
+def lfs_file_list(source: LfsSourceParams, timeout_s: float = 60.0) -> list[str]:
+    """The repository paths of the corpus's .wav files, from the repository's file list (sorted)."""
+    body = _get(source.tree, timeout_s)
+    try:
+        listing = json.loads(body)
+        entries = listing["tree"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise FetchError(f"{source.tree}: not a repository file list ({error!r}); check fetch.cremad.tree") from None
+    if listing.get("truncated"):
+        raise FetchError(f"{source.tree}: the file list is truncated; list {source.folder} on its own")
+    prefix = source.folder.strip("/") + "/"
+    paths = sorted(
+        entry["path"]
+        for entry in entries
+        if entry.get("type") == "blob" and entry["path"].startswith(prefix) and entry["path"].lower().endswith(".wav")
+    )
+    if not paths:
+        raise FetchError(f"{source.tree}: no .wav files under {prefix}; check fetch.cremad.folder")
+    return paths
+
+
+def parse_lfs_pointer(text: str, where: str) -> tuple[str, int]:
+    """(sha256, size in bytes) of a Git LFS pointer file's text; `where` names it in the error."""
+    match = LFS_POINTER.fullmatch(text)
+    if match is None:
+        raise FetchError(f"{where}: not a Git LFS pointer (expected version, oid sha256 and size lines)")
+    return match[1], int(match[2])
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def fetch_lfs_file(source: LfsSourceParams, path: str, download_dir: Path, timeout_s: float = 60.0) -> Path:
+    """Download one file of an LFS repository into `download_dir/<path>` and verify it against its pointer.
+
+    The pointer is kept beside it (`<path>.pointer`), so a fetch that was interrupted, or run again, skips
+    every file already verified and downloads only the rest. A file that does not match its pointer is an
+    error naming it and both checksums (or both sizes, when it was cut off); nothing unverified is kept.
+    """
+    dest = download_dir / path
+    pointer_path = dest.with_name(dest.name + ".pointer")
+    if pointer_path.is_file():
+        pointer = pointer_path.read_text()
+    else:
+        pointer = _get(source.pointers + urllib.parse.quote(path), timeout_s).decode("utf-8", "replace")
+    sha256, size = parse_lfs_pointer(pointer, source.pointers + path)
+    if not pointer_path.is_file():
+        with atomic_path(pointer_path) as tmp:
+            tmp.write_text(pointer)
+    if dest.is_file() and dest.stat().st_size == size and _file_digest(dest) == (sha256, size):
+        return dest
+    url = source.media + urllib.parse.quote(path)
+    with atomic_path(dest) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+        except (OSError, http.client.HTTPException) as error:
+            raise FetchError(f"{url}: download failed ({error}); run fetch again to resume") from error
+        actual_sha256, actual_size = _file_digest(tmp)
+        if actual_size != size:
+            raise ChecksumError(
+                f"{path}: received {actual_size} bytes, its LFS pointer says {size}; the download was cut off. "
+                "Run fetch again to resume."
+            )
+        if actual_sha256 != sha256:
+            raise ChecksumError(
+                f"{path}: sha256 mismatch, its LFS pointer says {sha256}, got {actual_sha256}. The download is "
+                "corrupt or the file changed upstream: run fetch again."
+            )
+    return dest
+
+
+def fetch_lfs_corpus(source: LfsSourceParams, download_dir: Path, timeout_s: float = 60.0) -> None:
+    """Every .wav file of `source.folder`, verified against its pointer, under `download_dir/<folder>/`."""
+    paths = lfs_file_list(source, timeout_s)
+    with concurrent.futures.ThreadPoolExecutor(LFS_DOWNLOADS) as pool:
+        jobs = [pool.submit(fetch_lfs_file, source, path, download_dir, timeout_s) for path in paths]
+        try:
+            for job in tqdm(
+                concurrent.futures.as_completed(jobs), total=len(jobs), desc=f"fetch: {source.folder}", unit="file"
+            ):
+                job.result()
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+
+
+def copy_audio(source: Path, target: Path, limit: int | None, desc: str) -> None:
+    """Copy the audio files under `source` (all, or `limit` evenly spaced ones) into the folder `target`,
+    keeping their paths below `source`; `target` is replaced whole, once complete."""
+    files = evenly_spaced(find_audio(source), limit)
+    if not files:
+        raise FetchError(f"{source}: no audio files found")
+    with atomic_path(target, directory=True) as tmp:
+        for path in tqdm(files, desc=desc, unit="clip"):
+            dest = tmp / path.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)  # contents only: the mirror is read-only, our copy must not be
+
+
 def _member_target(target: Path, info: zipfile.ZipInfo) -> Path:
     """Where a zip member would land, refusing absolute paths, `..`, drive letters and symbolic links."""
     name = info.filename.replace("\\", "/")
@@ -119,15 +245,8 @@ def copy_from_mirror(mirror: Path, corpus: str, target: Path, limit: int | None)
     """Copy the audio of `mirror/<corpus>/` (all, or `limit` evenly spaced clips) into `target`."""
     source = mirror / corpus
     if not source.is_dir():
-        raise FetchError(f"{source}: not a folder; {MIRROR_ENV} must name a folder holding {' and '.join(CORPORA)}")
-    files = evenly_spaced(find_audio(source), limit)
-    if not files:
-        raise FetchError(f"{source}: no audio files found")
-    with atomic_path(target, directory=True) as tmp:
-        for path in tqdm(files, desc=f"fetch: copying {corpus} from mirror", unit="clip"):
-            dest = tmp / path.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)  # contents only: the mirror is read-only, our copy must not be
+        raise FetchError(f"{source}: not a folder; {MIRROR_ENV} must name a folder holding {', '.join(CORPORA)}")
+    copy_audio(source, target, limit, f"fetch: copying {corpus} from mirror")
 
 
 def subsample(folder: Path, limit: int | None) -> None:
@@ -147,19 +266,21 @@ def fetch_corpora(
     download_dir: Path,
     mirror: Path | None,
 ) -> ManifestReport:
-    """Put both corpora under `raw_dir/<corpus>/`, then write the manifest of every usable clip (clips whose
+    """Put every corpus under `raw_dir/<corpus>/`, then write the manifest of every usable clip (clips whose
     peak is below `silence_dbfs` are reported silent and left out).
 
-    From `mirror` when given (never written to), otherwise from the official archives, downloaded into
-    `download_dir` (kept there as a verified cache) and extracted.
+    From `mirror` when given (never written to), otherwise from the official sources into `download_dir`
+    (kept there as a verified cache): a zip archive, extracted; or a Git LFS store, file by file.
     """
     raw_dir.mkdir(parents=True, exist_ok=True)
-    for corpus in CORPORA:
+    for corpus, spec in CORPORA.items():
         if mirror is not None:
             copy_from_mirror(mirror, corpus, raw_dir / corpus, params.limit_per_corpus)
+        elif spec.source == "lfs":
+            fetch_lfs_corpus(getattr(params, corpus), download_dir / corpus)
+            copy_audio(download_dir / corpus, raw_dir / corpus, params.limit_per_corpus, f"fetch: copying {corpus}")
         else:
-            source: SourceParams = getattr(params, corpus)
-            archive = download(source, download_dir / f"{corpus}.zip")
+            archive = download(getattr(params, corpus), download_dir / f"{corpus}.zip")
             safe_extract(archive, raw_dir / corpus)
             subsample(raw_dir / corpus, params.limit_per_corpus)
     manifest, report = build_manifest(raw_dir, CORPORA, silence_dbfs)
@@ -168,5 +289,15 @@ def fetch_corpora(
 
 
 def mirror_from_env() -> Path | None:
+    """The folder $SER_DATA_MIRROR names, made absolute (None when unset). A relative path is taken from the
+    current folder, and must exist there: DVC runs stages, and queued experiments, in folders of its own."""
     value = os.environ.get(MIRROR_ENV)
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    path = Path(value).expanduser().absolute()
+    if not path.is_dir():
+        raise FetchError(
+            f"{MIRROR_ENV}={value}: {path} is not a folder; name the mirror by its absolute path "
+            "(queued DVC experiments run in a temporary copy of the repository)"
+        )
+    return path

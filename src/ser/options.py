@@ -9,7 +9,7 @@ import pydantic
 
 from ser.params import Dbfs, Fraction, NonNegativeFloat, Positive, PositiveFloat
 
-DEFAULT_MODEL = Path("data/model/model.pt")  # where `dvc repro train` writes the bundle, relative to the repo
+DEFAULT_MODEL = Path("data/models/1/model.pt")  # where `dvc repro` writes fold 1's bundle, relative to the repo
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid"))

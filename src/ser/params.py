@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 import yaml
-from pydantic import ConfigDict, Field, Strict
+from pydantic import AfterValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
 
 T = TypeVar("T")
@@ -31,7 +31,12 @@ NonNegativeFloat = Annotated[Float, Field(ge=0.0)]
 section = dataclass(frozen=True, config=ConfigDict(extra="forbid", allow_inf_nan=False))
 
 # Keys that were renamed: the old name is refused with a message that names the new one.
-RENAMED: dict[str, str] = {"train.l2": "train.weight_decay"}
+RENAMED: dict[str, str] = {"train.l2": "train.weight_decay", "split.fold": "cv.folds"}
+# Keys that are gone: the old name is refused with a message that says why.
+RETIRED: dict[str, str] = {
+    "split.val_actors": "each fold now validates on as many speakers as it tests, half of each sex: remove it",
+}
+Fold = Annotated[Int, Field(ge=1, le=6)]  # one of the six speaker-independent folds
 
 
 class ParamsError(ValueError):
@@ -48,17 +53,39 @@ class SourceParams:
 
 
 @section
+class LfsSourceParams:
+    """Where a corpus kept in a Git LFS repository lives: its file list, each file's pointer (the sha256 and
+    size of the real file, as committed to git), and the LFS content itself."""
+
+    tree: Str  # URL of the repository's file list (JSON: {"tree": [{"path": ..., "type": "blob"}, ...]})
+    pointers: Str  # URL prefix of the files as committed: prefix + path is that file's LFS pointer
+    media: Str  # URL prefix of the LFS store: prefix + path is the file itself
+    folder: Str  # the repository folder whose .wav files are the corpus
+
+
+@section
 class FetchParams:
     ravdess: SourceParams
     tess: SourceParams
+    cremad: LfsSourceParams
     limit_per_corpus: Positive | None  # evenly spaced subset of N clips per corpus (tests); None: all
 
 
 @section
 class SplitParams:
-    fold: Annotated[Int, Field(ge=1, le=6)]  # EmoBox fold whose RAVDESS actors form the test split
-    val_actors: Annotated[Int, Field(ge=2)]  # RAVDESS actors held out for validation, half male, half female
-    seed: Int  # draws the validation actors and the TESS validation words
+    seed: Int  # draws each fold's validation speakers (TESS: words)
+
+
+def _distinct(values: tuple) -> tuple:
+    if len(set(values)) != len(values):
+        raise ValueError("a value is listed twice")
+    return values
+
+
+@section
+class CvParams:
+    # the folds to train and test; [1, 2, 3, 4, 5, 6]: the whole cross-validation
+    folds: Annotated[tuple[Fold, ...], Field(min_length=1), AfterValidator(_distinct)]
 
 
 @section
@@ -127,6 +154,8 @@ class TrainParams:
     average_last: Count  # also try the mean weights of the last N epochs; validation picks; 0: off
     seed: Int  # initial weights, dropout, batch order, masks and mixup of the first member
     members: Positive  # models trained from seeds seed, seed + 1, ...; their mean probability predicts
+    corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)]  # whose training clips train;
+    # every fetched corpus is validated and tested, and model selection sees the validation of these only
 
     @property
     def first_averaged_epoch(self) -> int:
@@ -138,6 +167,7 @@ class TrainParams:
 class Params:
     fetch: FetchParams
     split: SplitParams
+    cv: CvParams
     audio: AudioParams
     augment: AugmentParams
     melspec: MelspecParams
@@ -151,7 +181,7 @@ def problems(error: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> l
     for problem in error.errors():
         key = ".".join(str(part) for part in (*prefix, *problem["loc"]))
         if problem["type"] == "unexpected_keyword_argument":
-            what = f"is now {RENAMED[key]}: rename it" if key in RENAMED else "unknown key"
+            what = f"is now {RENAMED[key]}: rename it" if key in RENAMED else RETIRED.get(key, "unknown key")
         elif problem["type"] == "missing":
             what = "missing key"
         else:

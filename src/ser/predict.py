@@ -114,7 +114,7 @@ def decode_unless_long(path: Path, sample_rate: int, stream_above_s: float) -> n
 
 
 class Predictor:
-    """A model bundle ready to predict: `Predictor("data/model/model.pt").predict_file("clip.wav")`.
+    """A model bundle ready to predict: `Predictor("data/models/1/model.pt").predict_file("clip.wav")`.
 
     Args:
         bundle: a bundle file (read with load_bundle: no code is executed) or a loaded Bundle.

@@ -1,103 +1,104 @@
-"""Speaker-independent splits: RAVDESS by actor (EmoBox folds), TESS by word; a pure function of the manifest."""
+"""Speaker-independent cross-validation: each clip's role (train / val / test) in every fold, a pure function
+of the manifest and the seed.
+
+Each corpus deals its groups (speakers; TESS: words) into N_FOLDS folds (`Corpus.folds`). In fold k the
+groups of fold k test; as many other groups, half of each sex where the corpus has both, drawn by seed,
+validate; the rest train. Over the folds every group is tested exactly once, and no group has two roles in
+one fold.
+"""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import pandas as pd
 
+from ser.corpora import CORPORA, N_FOLDS
 from ser.params import SplitParams
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-# The six RAVDESS folds of the EmoBox benchmark (Ma et al., 2024): the test actors of each.
-EMOBOX_FOLDS: dict[int, tuple[int, ...]] = {
-    1: (1, 11, 20, 21),
-    2: (4, 10, 12, 14),
-    3: (8, 9, 19, 23),
-    4: (3, 5, 7, 24),
-    5: (2, 15, 16, 18),
-    6: (6, 13, 17, 22),
-}
+ROLES: tuple[str, ...] = ("train", "val", "test")
+FOLDS: tuple[int, ...] = tuple(range(1, N_FOLDS + 1))
 
 
 class SplitError(ValueError):
     pass
 
 
-def actor_name(number: int) -> str:
-    return f"Actor_{number:02d}"
+def role_column(fold: int) -> str:
+    """The column of the split table holding each clip's role in `fold`."""
+    if fold not in FOLDS:
+        raise SplitError(f"fold {fold} does not exist: the folds are {FOLDS[0]}-{FOLDS[-1]}")
+    return f"fold_{fold}"
 
 
-def ravdess_actor_splits(actors: pd.DataFrame, params: SplitParams) -> dict[str, str]:
-    """Split RAVDESS actors: the fold's actors test, `val_actors` others (half male, half female) val.
-
-    Args:
-        actors: one row per actor present, columns `speaker` and `gender`.
-    Returns:
-        speaker -> split name.
-    """
-    if params.fold not in EMOBOX_FOLDS:
-        raise SplitError(f"split.fold must be one of {sorted(EMOBOX_FOLDS)}, got {params.fold}")
-    test = {actor_name(n) for n in EMOBOX_FOLDS[params.fold]}
-    rest = actors[~actors["speaker"].isin(test)].sort_values("speaker")
-    rng = np.random.default_rng(params.seed)
-    val: list[str] = []
-    for gender, count in (("male", (params.val_actors + 1) // 2), ("female", params.val_actors // 2)):
-        pool = rest.loc[rest["gender"] == gender, "speaker"].to_list()
-        if count > len(pool) - 1:
+def draw_validation(groups: pd.DataFrame, count: int, rng: np.random.Generator) -> list[str]:
+    """`count` of the candidate `groups` (columns group, gender), half male and half female (the odd one
+    male) where both sexes are present, else all of the one present; at least one of each sex is left over."""
+    pools = {gender: sorted(rows["group"]) for gender, rows in groups.groupby("gender")}
+    shares = dict.fromkeys(pools, count) if len(pools) == 1 else {"male": (count + 1) // 2, "female": count // 2}
+    drawn: list[str] = []
+    for gender, share in shares.items():
+        pool = pools.get(gender, [])
+        if share > len(pool) - 1:
             raise SplitError(
-                f"split.val_actors={params.val_actors} needs {count} {gender} actors besides the test fold "
-                f"and at least one left for training; only {len(pool)} are present"
+                f"{share} {gender} validation groups are needed and at least one more for training, but only "
+                f"{len(pool)} are left besides the test fold; fetch more of the corpus"
             )
-        val.extend(rng.choice(pool, size=count, replace=False).tolist())
-    return {
-        speaker: "test" if speaker in test else "val" if speaker in val else "train" for speaker in actors["speaker"]
-    }
+        drawn += rng.choice(pool, size=share, replace=False).tolist()
+    return drawn
 
 
-def tess_word_splits(words: list[str], params: SplitParams) -> dict[str, str]:
-    """Split TESS by word: the sorted words are dealt round-robin into six folds; fold `split.fold` is test,
-    and as many words again, drawn by seed from the other folds, are val. A word is never in two splits.
-    """
-    words = sorted(set(words))
-    n_folds = len(EMOBOX_FOLDS)
-    test = {word for i, word in enumerate(words) if i % n_folds == params.fold - 1}
-    rest = [word for word in words if word not in test]
-    if len(rest) < 2:
-        raise SplitError(f"TESS has {len(words)} distinct words: too few to split into train, val and test")
-    n_val = min(len(test), len(rest) - 1)
-    val = set(np.random.default_rng(params.seed).choice(rest, size=n_val, replace=False).tolist())
-    return {word: "test" if word in test else "val" if word in val else "train" for word in words}
+def corpus_roles(clips: pd.DataFrame, corpus: str, fold: int, seed: int) -> pd.Series:
+    """The role of each clip of one corpus in `fold` (index: the clips')."""
+    spec = CORPORA[corpus]
+    groups = clips[[spec.fold_by, "gender"]].drop_duplicates(spec.fold_by).set_axis(["group", "gender"], axis=1)
+    test_fold = spec.folds(groups["group"])
+    test = {group for group, k in test_fold.items() if k == fold}
+    rest = groups[~groups["group"].isin(test)]
+    rng = np.random.default_rng([seed, fold, zlib.crc32(corpus.encode())])
+    val = set(draw_validation(rest, len(test), rng)) if test else set()
+    roles = {group: "test" if group in test else "val" if group in val else "train" for group in groups["group"]}
+    return clips[spec.fold_by].map(roles)
 
 
-def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
-    """The manifest with a `split` column: RAVDESS by actor, TESS by word. Deterministic for fixed params."""
-    table = manifest.copy()
-    table["split"] = ""
-    is_ravdess = table["corpus"] == "ravdess"
-    if is_ravdess.any():
-        actors = table.loc[is_ravdess, ["speaker", "gender"]].drop_duplicates("speaker")
-        table.loc[is_ravdess, "split"] = table.loc[is_ravdess, "speaker"].map(ravdess_actor_splits(actors, params))
-    is_tess = table["corpus"] == "tess"
-    if is_tess.any():
-        words = table.loc[is_tess, "statement"].to_list()
-        table.loc[is_tess, "split"] = table.loc[is_tess, "statement"].map(tess_word_splits(words, params))
-    unknown = sorted(set(table["corpus"]) - {"ravdess", "tess"})
+def assign_roles(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
+    """The manifest with one column per fold (`role_column`) holding each clip's role in it."""
+    unknown = sorted(set(manifest["corpus"]) - set(CORPORA))
     if unknown:
-        raise SplitError(f"the manifest has clips of unknown corpora {unknown}")
+        raise SplitError(f"the manifest has clips of unknown corpora {unknown}; known: {sorted(CORPORA)}")
+    table = manifest.copy()
+    for fold in FOLDS:
+        roles = pd.Series("", index=table.index, dtype=object)
+        for corpus, clips in table.groupby("corpus"):
+            roles[clips.index] = corpus_roles(clips, corpus, fold, params.seed)
+        table[role_column(fold)] = roles
     return table
 
 
+def fold_clips(split_table: pd.DataFrame, fold: int, role: str, corpora: list[str] | None = None) -> pd.DataFrame:
+    """The rows of the split table with `role` in `fold`, of `corpora` only if given."""
+    rows = split_table[split_table[role_column(fold)] == role]
+    return rows if corpora is None else rows[rows["corpus"].isin(corpora)]
+
+
 def split_summary(table: pd.DataFrame) -> dict:
-    """Clip counts per corpus and split, and who is in which split (for metrics/ and the log)."""
-    counts = table.groupby(["corpus", "split"]).size()
-    summary: dict = {
-        corpus: {split: int(counts.get((corpus, split), 0)) for split in SPLITS}
-        for corpus in sorted(table["corpus"].unique())
-    }
-    summary["total"] = {split: int((table["split"] == split).sum()) for split in SPLITS}
-    ravdess = table[table["corpus"] == "ravdess"]
-    summary["ravdess_actors"] = {
-        split: sorted(ravdess.loc[ravdess["split"] == split, "speaker"].unique().tolist()) for split in SPLITS
-    }
+    """Per fold and corpus: clips and groups (speakers; TESS: words) in each role, for metrics/ and the log."""
+    summary: dict = {}
+    for fold in FOLDS:
+        column = role_column(fold)
+        summary[str(fold)] = {
+            corpus: {
+                **{role: int((clips[column] == role).sum()) for role in ROLES},
+                **{f"{role}_groups": int(clips.loc[clips[column] == role, by].nunique()) for role in ROLES},
+            }
+            for corpus, clips in table.groupby("corpus")
+            for by in [CORPORA[corpus].fold_by]
+        }
     return summary
+
+
+def tested_groups(table: pd.DataFrame, fold: int) -> dict[str, list[str]]:
+    """Who (what) is tested in `fold`, per corpus: the values of each corpus's `fold_by` column."""
+    rows = table[table[role_column(fold)] == "test"]
+    return {corpus: sorted(clips[CORPORA[corpus].fold_by].unique()) for corpus, clips in rows.groupby("corpus")}

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,10 +77,11 @@ def sample_weights(table: pd.DataFrame, balance: str) -> torch.Tensor:
     return torch.from_numpy(weights / weights.mean()).float()
 
 
-def selection_score(per_corpus: dict[str, dict]) -> float:
-    """The validation score that picks the checkpoint: the mean over corpora of each corpus's UA, so that
-    the easy corpus (TESS, near 1.0) cannot outvote the hard one (RAVDESS)."""
-    return float(np.mean([result["ua"] for result in per_corpus.values()]))
+def selection_score(per_corpus: dict[str, dict], corpora: Sequence[str]) -> float:
+    """The validation score that picks the checkpoint: the mean UA of the training corpora (`corpora`), each
+    weighing the same, so that the easy corpus (TESS, near 1.0) cannot outvote the hard ones. A corpus left
+    out of training stays unseen: its validation clips are scored, never used to choose."""
+    return float(np.mean([per_corpus[corpus]["ua"] for corpus in corpora if corpus in per_corpus]))
 
 
 def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Generator) -> torch.Tensor:
@@ -149,14 +151,16 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
-def validation_scores(model: torch.nn.Module, val: FeatureSplit, y_val: np.ndarray, device: torch.device) -> tuple:
-    """(`scores_by_corpus` on the validation split, its selection score, the validation loss)."""
+def validation_scores(
+    model: torch.nn.Module, val: FeatureSplit, y_val: np.ndarray, corpora: Sequence[str], device: torch.device
+) -> tuple:
+    """(`scores_by_corpus` on the validation split, its selection score over `corpora`, the validation loss)."""
     val_probs = predict_proba(model, val.features, device)
     val_table = probability_table(val_probs, EMOTIONS).assign(
         corpus=val.table["corpus"], actual=np.take(EMOTIONS, y_val)
     )
     val_scores = scores_by_corpus(val_table)
-    score = selection_score({k: v for k, v in val_scores.items() if k != "all"})
+    score = selection_score(val_scores, corpora)
     val_loss = float(F.nll_loss(torch.from_numpy(np.log(val_probs + 1e-12)), torch.from_numpy(y_val)))
     return val_scores, score, val_loss
 
@@ -220,7 +224,7 @@ def train_model(
 
         if averaged is not None and epoch >= params.first_averaged_epoch:
             averaged.update_parameters(model)
-        val_scores, score, val_loss = validation_scores(model, val, y_val, device)
+        val_scores, score, val_loss = validation_scores(model, val, y_val, params.corpora, device)
         history.append(
             {
                 "epoch": epoch,
@@ -244,7 +248,7 @@ def train_model(
     if averaged is not None:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
         batches = (x_train[i : i + params.batch_size].to(device) for i in range(0, len(x_train), params.batch_size))
         torch.optim.swa_utils.update_bn(batches, averaged, device)
-        average_val, average_score, _ = validation_scores(averaged.module, val, y_val, device)
+        average_val, average_score, _ = validation_scores(averaged.module, val, y_val, params.corpora, device)
         if average_score > best_score:
             best_state, best_val, best_score, best_epoch = (
                 averaged.module.state_dict(),
@@ -286,7 +290,9 @@ def train_ensemble(
         member_params = dataclasses.replace(params, seed=params.seed + index)
         members.append(train_model(train, val, model_config, member_params, device))
     model = Ensemble([member.model for member in members]).eval()
-    val_scores, _, _ = validation_scores(model, val, label_indices(val.table["emotion"]).numpy(), device)
+    val_scores, _, _ = validation_scores(
+        model, val, label_indices(val.table["emotion"]).numpy(), params.corpora, device
+    )
     history = pd.concat(
         [member.history.assign(member=index + 1) for index, member in enumerate(members)], ignore_index=True
     )

@@ -1,33 +1,38 @@
-"""evaluate: score the trained model on the test split, per corpus (RAVDESS test actors, TESS test words)."""
+"""evaluate: score one fold's model on that fold's test clips of every corpus fetched, whether it trained on
+the corpus or not (then the figure is an unseen-corpus one)."""
 
 import pandas as pd
 
 from ser.bundle import load_bundle
 from ser.device import pick_device
 from ser.evaluation import confusion, predict_proba, probability_table, scores_by_corpus
-from ser.features import load_split
+from ser.features import load_fold
 from ser.io import write_csv, write_json
 from ser.plots import confusion_matrices
 from ser.stage import stage_args
 
 
 def main(argv=None) -> None:
-    args = stage_args(__doc__, ["features", "model", "metrics", "predictions", "confusion"], argv)
+    args = stage_args(__doc__, ["features", "split", "model", "metrics", "predictions", "confusion"], argv, fold=True)
     device = pick_device()
     bundle = load_bundle(args.model, device)
-    test = load_split(args.features, "test")
+    test = load_fold(args.features, pd.read_csv(args.split), args.fold, "test")
     probabilities = predict_proba(bundle.model, test.features, device)
-    table = test.table[["clip_id", "corpus", "emotion"]].rename(columns={"emotion": "actual"})
-    table = pd.concat([table, probability_table(probabilities, bundle.labels, decimals=4)], axis=1)
+    table = test.table[["clip_id", "corpus", "speaker", "emotion"]].rename(columns={"emotion": "actual"})
+    table = pd.concat(
+        [table.assign(fold=args.fold), probability_table(probabilities, bundle.labels, decimals=4)], axis=1
+    )
     results = scores_by_corpus(table)
     write_json(results, args.metrics)
     write_csv(table, args.predictions)
     matrices = {name: confusion(group["actual"], group["predicted"]) for name, group in table.groupby("corpus")}
     confusion_matrices(matrices, args.confusion)
+    trained = bundle.info.get("corpora", [])
     for name, result in results.items():
+        unseen = " (unseen in training)" if name != "all" and name not in trained else ""
         print(
-            f"evaluate: {name}: {result['clips']} clips, WA {result['wa']:.3f}, UA {result['ua']:.3f}, "
-            f"macro-F1 {result['macro_f1']:.3f}"
+            f"evaluate: fold {args.fold}: {name}{unseen}: {result['clips']} clips, WA {result['wa']:.3f}, "
+            f"UA {result['ua']:.3f}, macro-F1 {result['macro_f1']:.3f}"
         )
 
 

@@ -1,4 +1,4 @@
-"""fetch: put RAVDESS and TESS under data/raw (from $SER_DATA_MIRROR or the official archives) and list
+"""fetch: put every corpus under data/raw (from $SER_DATA_MIRROR or the official sources) and list
 every usable clip in the manifest; clips left out are reported by name."""
 
 from ser.fetch import fetch_corpora, mirror_from_env

@@ -1,9 +1,10 @@
-"""melspec: log-mel spectrograms of every clip, one memory-mappable array per split, plus example plots."""
+"""melspec: log-mel spectrograms of every clip, originals and augmented copies, in one memory-mappable array
+indexed by clip (the same for every fold), plus example plots."""
 
 import pandas as pd
 
 from ser.audio import FrontEndConfig
-from ser.features import clip_table, compute_features, load_split
+from ser.features import clip_table, compute_features, load_features, load_table
 from ser.parallel import available_cores
 from ser.params import AudioParams, MelspecParams, load_section
 from ser.plots import spectrogram_examples
@@ -18,10 +19,16 @@ def main(argv=None) -> None:
     )
     table = clip_table(pd.read_csv(args.split), pd.read_csv(args.augmented_table), args.raw, args.augmented)
     compute_features(table, args.out, frontend, available_cores())
-    train = load_split(args.out, "train")
-    spectrogram_examples(train.features, train.table, frontend, args.examples)
-    print(f"melspec: {train.features.shape[1:]} (n_mels, n_frames) per clip; clips per split:")
-    print(table.groupby(["split", "corpus"]).size().to_string())
+    features = load_features(args.out)
+    spectrogram_examples(features, load_table(args.out), frontend, args.examples)
+    print(f"melspec: {features.shape[1:]} (n_mels, n_frames) per clip; clips per corpus (original / augmented):")
+    print(
+        table.groupby(["corpus", "prepared"])
+        .size()
+        .unstack()
+        .rename(columns={False: "original", True: "augmented"})
+        .to_string()
+    )
 
 
 if __name__ == "__main__":

@@ -1,22 +1,33 @@
-"""split: assign every clip to train / val / test, RAVDESS by actor (EmoBox fold), TESS by word."""
+"""split: record each clip's role (train / val / test) in each of the six speaker-independent folds."""
 
 import pandas as pd
 
 from ser.io import write_csv, write_json
 from ser.params import SplitParams, load_section
-from ser.splitting import assign_splits, split_summary
+from ser.splitting import FOLDS, assign_roles, split_summary, tested_groups
 from ser.stage import stage_args
 
 
 def main(argv=None) -> None:
     args = stage_args(__doc__, ["manifest", "out", "summary"], argv)
     params = load_section(args.params, "split", SplitParams)
-    table = assign_splits(pd.read_csv(args.manifest), params)
+    table = assign_roles(pd.read_csv(args.manifest), params)
     write_csv(table, args.out)
     summary = split_summary(table)
     write_json(summary, args.summary)
-    for name, counts in summary.items():
-        print(f"split: {name}: {counts}")
+    for fold in FOLDS:
+        counts = "; ".join(
+            f"{corpus} {c['train']}/{c['val']}/{c['test']} clips, "
+            f"{c['train_groups']}/{c['val_groups']}/{c['test_groups']} groups"
+            for corpus, c in summary[str(fold)].items()
+        )
+        print(f"split: fold {fold} (train/val/test): {counts}")
+        tested = "; ".join(
+            f"{corpus}: {', '.join(groups)}"
+            for corpus, groups in tested_groups(table, fold).items()
+            if corpus != "tess"
+        )
+        print(f"split: fold {fold} tests {tested}")
 
 
 if __name__ == "__main__":

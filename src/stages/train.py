@@ -1,13 +1,15 @@
-"""train: fit `train.members` classifiers (from successive seeds) on the training split, keep for each the
-weights with the best validation score, and save them as one self-contained bundle (weights, model config,
-labels, front-end settings)."""
+"""train: for one cross-validation fold, fit `train.members` classifiers (from successive seeds) on the training
+clips of the corpora in `train.corpora`, keep for each the weights with the best validation score on those
+corpora, and save them as one self-contained bundle (weights, model config, labels, front-end settings)."""
 
 import dataclasses
 
+import pandas as pd
+
 from ser.bundle import save_bundle
-from ser.corpora import EMOTIONS
+from ser.corpora import CORPORA, EMOTIONS
 from ser.device import pick_device
-from ser.features import load_frontend, load_split
+from ser.features import load_fold, load_frontend
 from ser.io import write_csv, write_json
 from ser.model import ModelConfig, count_parameters
 from ser.params import ModelParams, ParamsError, TrainParams, load_section
@@ -17,20 +19,35 @@ from ser.train import train_ensemble
 
 
 def main(argv=None) -> None:
-    args = stage_args(__doc__, ["features", "model", "history", "curves", "metrics"], argv)
+    args = stage_args(__doc__, ["features", "split", "model", "history", "curves", "metrics"], argv, fold=True)
     model_params = load_section(args.params, "model", ModelParams)
     params = load_section(args.params, "train", TrainParams)
+    unknown = [corpus for corpus in params.corpora if corpus not in CORPORA]
+    if unknown:
+        raise ParamsError(f"{args.params}: train.corpora: {unknown} are not corpora; known: {list(CORPORA)}")
     frontend = load_frontend(args.features)
     try:
         config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     except ValueError as error:
         raise ParamsError(f"{args.params}: {error}") from None
+    split = pd.read_csv(args.split)
+    train = load_fold(args.features, split, args.fold, "train", params.corpora)
+    val = load_fold(args.features, split, args.fold, "val")
+    missing = sorted(set(params.corpora) - set(train.table["corpus"]))
+    if missing:
+        raise ParamsError(
+            f"{args.params}: train.corpora: {missing} have no training clips in fold {args.fold}; fetch them"
+        )
     device = pick_device()
-    result = train_ensemble(
-        load_split(args.features, "train"), load_split(args.features, "val"), config, params, device
+    print(
+        f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
+        f"{len(val.table)} validation clips of every corpus"
     )
+    result = train_ensemble(train, val, config, params, device)
     summary = {
+        "fold": args.fold,
         "model_size": model_params.size,
+        "corpora": list(params.corpora),
         "parameters": count_parameters(result.model),  # all members together
         "members": {str(index + 1): member.summary(params) for index, member in enumerate(result.members)},
         "val": result.val,  # of the model as saved: the mean of the members' probabilities
@@ -45,7 +62,7 @@ def main(argv=None) -> None:
     write_json(summary, args.metrics)
     kept = "; ".join(f"member {index}: {member['weights']}" for index, member in summary["members"].items())
     val_uas = ", ".join(f"{name} {scores['ua']:.3f}" for name, scores in result.val.items())
-    print(f"train: kept {kept}; validation UA {val_uas}; {summary['train_minutes']} min")
+    print(f"train: fold {args.fold}: kept {kept}; validation UA {val_uas}; {summary['train_minutes']} min")
 
 
 if __name__ == "__main__":

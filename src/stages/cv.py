@@ -1,0 +1,28 @@
+"""cv: gather the test results of exactly the folds in `cv.folds` into metrics/cv.json (per corpus and fold:
+UA, WA and macro-F1, and their mean and standard deviation over the folds) and a confusion matrix of every
+fold's test clips pooled (DVC plot and PNG), and the folds' training curves one after another."""
+
+from ser.crossval import aggregate, read_fold_results, summary_lines
+from ser.evaluation import confusion
+from ser.io import write_csv, write_json
+from ser.params import CvParams, load_section
+from ser.plots import confusion_matrices
+from ser.stage import stage_args
+
+
+def main(argv=None) -> None:
+    args = stage_args(__doc__, ["fold_metrics", "fold_plots", "metrics", "predictions", "history", "confusion"], argv)
+    params = load_section(args.params, "cv", CvParams)
+    results, predictions, history = read_fold_results(args.fold_metrics, args.fold_plots, params.folds)
+    summary = aggregate(results)
+    write_json(summary, args.metrics)
+    write_csv(predictions, args.predictions)
+    write_csv(history, args.history)
+    matrices = {name: confusion(rows["actual"], rows["predicted"]) for name, rows in predictions.groupby("corpus")}
+    confusion_matrices(matrices, args.confusion)
+    for line in summary_lines(summary):
+        print(f"cv: {line}")
+
+
+if __name__ == "__main__":
+    main()
