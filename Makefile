@@ -2,6 +2,7 @@
 #   make repro   install everything into .venv, then run the whole DVC pipeline on the real corpora
 #   make test    install everything into .venv, then lint and run the test suite
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
+#   make cv-report FOLDS="1 2 3 4 5 6"  gather folds run as separate experiments, and committed, into reports/cv/
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
 
 VENV := .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU wheel; on a CUDA machine install a CUDA build of the same version.
 TORCH := torch==2.13.0
 
-.PHONY: install repro test verify
+.PHONY: install repro test verify cv-report
 
 install: $(VENV)/.installed
 
@@ -29,3 +30,15 @@ test: install
 
 verify: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m ser.verify
+
+# The cv stage's script over the per-fold results in metrics/folds/ and plots/folds/ (committed one fold at a
+# time when the folds run as separate experiments), for the folds in FOLDS, into reports/cv/.
+FOLDS ?= 1 2 3 4 5 6
+CV_PARAMS := reports/cv/params.yaml
+
+cv-report: install
+	mkdir -p reports/cv
+	printf 'cv:\n  folds: [%s]\n' "$$(echo $(FOLDS) | tr ' ' ',')" > $(CV_PARAMS)
+	$(BIN)/python src/stages/cv.py --params $(CV_PARAMS) --fold-metrics metrics/folds --fold-plots plots/folds \
+		--metrics reports/cv/cv.json --predictions reports/cv/predictions.csv --history reports/cv/training.csv \
+		--confusion reports/cv/confusion.png

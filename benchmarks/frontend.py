@@ -12,23 +12,25 @@ import pandas as pd
 from common import Budget, print_side_by_side, side_by_side
 
 from ser.audio import FrontEndConfig, prepare, reference_log_mel
-from ser.features import clip_table, compute_features, load_split
+from ser.features import clip_table, compute_features, load_features, load_table
 from ser.parallel import available_cores
 
 
 def project_table(files: Sequence[Path], mirror: Path) -> pd.DataFrame:
-    """The melspec stage's clip table for `files` (paths relative to `mirror`), all in one split, no copies."""
-    split_table = pd.DataFrame({"path": [p.relative_to(mirror).as_posix() for p in files], "split": "train"})
-    no_copies = pd.DataFrame({"path": pd.Series(dtype=str), "split": pd.Series(dtype=str)})
+    """The melspec stage's clip table for `files` (paths relative to `mirror`), originals only."""
+    relpaths = [p.relative_to(mirror).as_posix() for p in files]
+    split_table = pd.DataFrame({"clip_id": relpaths, "path": relpaths})
+    no_copies = pd.DataFrame(
+        {"clip_id": pd.Series(dtype=str), "source_clip_id": pd.Series(dtype=str), "path": pd.Series(dtype=str)}
+    )
     return clip_table(split_table, no_copies, mirror, mirror)
 
 
 def written_features(features_dir: Path, table: pd.DataFrame) -> np.ndarray:
     """What compute_features wrote, (n_clips, n_mels, n_frames), in the order of `table`."""
-    written = load_split(features_dir, "train")
-    if list(written.table["path"]) != list(table["path"]):
+    if list(load_table(features_dir)["path"]) != list(table["path"]):
         raise RuntimeError(f"{features_dir}: the clips were written in another order than the table's")
-    return np.array(written.features)
+    return np.array(load_features(features_dir))
 
 
 def librosa_front_end(files: Sequence[Path], frontend: FrontEndConfig) -> np.ndarray:

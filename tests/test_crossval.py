@@ -1,0 +1,99 @@
+"""Cross-validation results: known means and spreads, only the folds listed, and a missing fold named."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser.crossval import FoldMissingError, aggregate, read_fold_results, summary_lines
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fold_result(ravdess_ua: float, tess_ua: float | None = None) -> dict:
+    """An evaluate.json with made-up figures: WA = UA - 0.1, macro-F1 = UA - 0.2, 10 clips per corpus."""
+
+    def scores(ua: float) -> dict:
+        return {"clips": 10, "wa": ua - 0.1, "ua": ua, "macro_f1": ua - 0.2, "recall": {}}
+
+    result = {"ravdess": scores(ravdess_ua), "all": scores(ravdess_ua)}
+    if tess_ua is not None:
+        result["tess"] = scores(tess_ua)
+    return result
+
+
+def test_mean_and_sample_standard_deviation_over_the_folds():
+    summary = aggregate({1: fold_result(0.5, 1.0), 3: fold_result(0.7, 1.0), 2: fold_result(0.6, 1.0)})
+    assert summary["folds"] == [1, 2, 3]
+    assert list(summary) == ["folds", "ravdess", "tess", "all"]  # corpora in name order, "all" last
+    ravdess = summary["ravdess"]
+    assert ravdess["ua"]["mean"] == pytest.approx(0.6)
+    assert ravdess["ua"]["std"] == pytest.approx(0.1)  # sample std of 0.5, 0.6, 0.7 (ddof=1)
+    assert ravdess["wa"]["mean"] == pytest.approx(0.5) and ravdess["macro_f1"]["mean"] == pytest.approx(0.4)
+    assert ravdess["folds"] == 3 and ravdess["clips"] == 30
+    assert ravdess["per_fold"]["3"] == {
+        "clips": 10,
+        "wa": pytest.approx(0.6),
+        "ua": 0.7,
+        "macro_f1": pytest.approx(0.5),
+    }
+    assert summary["tess"]["ua"] == {"mean": 1.0, "std": 0.0}
+
+
+def test_one_fold_has_no_spread_and_a_corpus_missing_from_a_fold_counts_where_present():
+    single = aggregate({1: fold_result(0.55)})
+    assert single["ravdess"]["ua"] == {"mean": 0.55, "std": None}
+    mixed = aggregate({1: fold_result(0.5, 0.9), 2: fold_result(0.7)})
+    assert mixed["tess"]["folds"] == 1 and mixed["tess"]["ua"] == {"mean": 0.9, "std": None}
+    assert mixed["ravdess"]["ua"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    lines = summary_lines(mixed)
+    assert lines[0] == "ravdess: 2 fold(s), 20 test clips; UA 0.600 ± 0.141, WA 0.500 ± 0.141, macro-F1 0.400 ± 0.141"
+    assert lines[1].startswith("tess: 1 fold(s), 10 test clips; UA 0.900, ")
+
+
+def write_fold(root: Path, fold: int, result: dict) -> None:
+    (root / "metrics" / str(fold)).mkdir(parents=True)
+    (root / "metrics" / str(fold) / "evaluate.json").write_text(json.dumps(result))
+    (root / "plots" / str(fold)).mkdir(parents=True)
+    clips = pd.DataFrame({"clip_id": [f"c{fold}"], "corpus": ["ravdess"], "actual": ["sad"], "predicted": ["sad"]})
+    clips.to_csv(root / "plots" / str(fold) / "predictions.csv", index=False)
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0]})
+    history.to_csv(root / "plots" / str(fold) / "training.csv", index=False)
+
+
+def test_only_the_listed_folds_are_read_and_a_missing_one_is_named(tmp_path):
+    for fold, ua in ((1, 0.5), (2, 0.6), (3, 0.9)):  # fold 3: left over from an earlier run
+        write_fold(tmp_path, fold, fold_result(ua))
+    results, predictions, history = read_fold_results(tmp_path / "metrics", tmp_path / "plots", [2, 1])
+    assert sorted(results) == [1, 2] and aggregate(results)["ravdess"]["ua"]["mean"] == pytest.approx(0.55)
+    assert predictions["clip_id"].tolist() == ["c2", "c1"] and predictions["fold"].tolist() == [2, 1]
+    assert history["fold"].tolist() == [2, 2, 1, 1] and history["cv_epoch"].tolist() == [1, 2, 3, 4]
+    with pytest.raises(FoldMissingError, match=r"metrics/4/evaluate\.json: missing, though cv\.folds lists fold 4"):
+        read_fold_results(tmp_path / "metrics", tmp_path / "plots", [1, 4])
+
+
+def test_the_cv_stage_writes_the_summary_pooled_predictions_and_plot_of_its_params_folds(tmp_path):
+    for fold, ua in ((1, 0.5), (2, 0.7), (5, 0.1)):
+        write_fold(tmp_path, fold, fold_result(ua))
+    (tmp_path / "params.yaml").write_text("cv:\n  folds: [1, 2]\n")  # what `make cv-report` writes, too
+    spec = importlib.util.spec_from_file_location("cv_stage", REPO / "src" / "stages" / "cv.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    out = tmp_path / "out"
+    paths = {
+        "params": tmp_path / "params.yaml",
+        "fold-metrics": tmp_path / "metrics",
+        "fold-plots": tmp_path / "plots",
+        "metrics": out / "cv.json",
+        "predictions": out / "predictions.csv",
+        "history": out / "training.csv",
+        "confusion": out / "confusion.png",
+    }
+    stage.main([arg for name, path in paths.items() for arg in (f"--{name}", str(path))])
+    summary = json.loads((out / "cv.json").read_text())
+    assert summary["folds"] == [1, 2] and summary["ravdess"]["ua"]["mean"] == pytest.approx(0.6)
+    assert pd.read_csv(out / "predictions.csv")["fold"].tolist() == [1, 2]
+    assert (out / "confusion.png").stat().st_size > 5_000
