@@ -34,6 +34,18 @@ def read_mirror_manifest(folder: Path) -> dict[str, dict[str, str]]:
         return {row["relpath"]: row for row in csv.DictReader(handle, delimiter="\t")}
 
 
+def mirror_files(mirror: Path, corpus: str, count: int) -> tuple[Path, list[Path], dict[str, dict[str, str]]]:
+    """The corpus's folder in the mirror, its `count` audio files (find_audio sees every one of them) and the
+    mirror's MANIFEST.tsv rows by relative path (the tests' check only: the code never reads it)."""
+    folder = mirror / corpus
+    files = find_audio(folder)
+    others = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "SOURCE.md")]
+    assert sorted(others) == files and len(files) == count
+    expected = read_mirror_manifest(folder)
+    assert {p.relative_to(folder).as_posix() for p in files} == set(expected)
+    return folder, files, expected
+
+
 # --- known answers -----------------------------------------------------------------------------------
 
 
@@ -174,13 +186,7 @@ def test_parse_cremad_bad_names_raise_with_the_name(name):
 
 
 def test_every_ravdess_name_in_the_mirror_parses_and_matches_its_manifest(mirror):
-    folder = mirror / "ravdess"
-    files = find_audio(folder)
-    others = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "SOURCE.md")]
-    assert sorted(others) == files  # find_audio sees every audio file
-    assert len(files) == 1440
-    expected = read_mirror_manifest(folder)
-    assert {p.relative_to(folder).as_posix() for p in files} == set(expected)
+    folder, files, expected = mirror_files(mirror, "ravdess", 1440)
 
     labels = {}
     for path in files:
@@ -206,13 +212,7 @@ def test_every_ravdess_name_in_the_mirror_parses_and_matches_its_manifest(mirror
 
 
 def test_every_tess_name_in_the_mirror_parses_and_matches_its_manifest(mirror):
-    folder = mirror / "tess"
-    files = find_audio(folder)
-    others = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "SOURCE.md")]
-    assert sorted(others) == files
-    assert len(files) == 2800
-    expected = read_mirror_manifest(folder)
-    assert {p.relative_to(folder).as_posix() for p in files} == set(expected)
+    folder, files, expected = mirror_files(mirror, "tess", 2800)
     manifest_emotion = {"fear": "fearful", "pleasant_surprise": "surprised"}
 
     values = []
@@ -237,13 +237,7 @@ def test_every_tess_name_in_the_mirror_parses_and_matches_its_manifest(mirror):
 
 
 def test_every_cremad_name_in_the_mirror_parses_and_matches_its_manifest(mirror):
-    folder = mirror / "cremad"
-    files = find_audio(folder)
-    others = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "SOURCE.md")]
-    assert sorted(others) == files
-    assert len(files) == 2290
-    expected = read_mirror_manifest(folder)
-    assert {p.relative_to(folder).as_posix() for p in files} == set(expected)
+    folder, files, expected = mirror_files(mirror, "cremad", 2290)
     values = []
     for path in files:
         got = parse_cremad_name(path.name)
