@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,19 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     assert {"cremad.ua.mean", "all.ua.mean"} <= set(diff["metrics/cv.json"])
     run(["dvc", "plots", "diff", "unseen-cremad", "tiny-model", "-o", str(root / "plots_diff")], root, env)
     assert (root / "plots_diff" / "index.html").is_file()
+
+    # A queued experiment runs in a temporary copy of the repository: nothing it needs may be left untracked,
+    # and the data half comes from the shared DVC cache (SER_DATA_MIRROR is absolute here).
+    run(["dvc", "exp", "run", "--queue", "-n", "queued-fold-3", "-S", "cv.folds=[3]"], root, env)
+    run(["dvc", "queue", "start", "-j", "1"], root, env)
+    for _ in range(200):
+        status = run(["dvc", "queue", "status"], root, env)
+        if "queued-fold-3" in status and not re.search(r"Queued|Running", status):
+            break
+        time.sleep(1)
+    assert re.search(r"queued-fold-3 .* Success", status), status
+    queued = json.loads(run(["dvc", "exp", "show", "--json"], root, env))
+    assert "queued-fold-3" in json.dumps(queued)
 
     # The renamed key: DVC refuses `-S train.l2=...` itself (no such key); added with `+`, train names the new one.
     renamed = subprocess.run(
