@@ -2,7 +2,7 @@
 #   make repro   install everything into .venv, then run the whole DVC pipeline on the real corpora
 #   make test    install everything into .venv, then lint and run the test suite
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
-#   make cv-report FOLDS="1 2 3 4 5 6"  gather folds run as separate experiments (reports/folds/) into reports/cv/
+#   make cv-report   gather the folds run as separate experiments (reports/folds/<k>/; FOLDS="1 2" picks) into reports/cv/
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
 
 VENV := .venv
@@ -34,12 +34,15 @@ verify: install
 # The cv stage's script over folds run as separate experiments, one session at a time: each fold's result files
 # (metrics/folds/<k>/ and plots/folds/<k>/ of its experiment) committed to reports/folds/<k>/ as it finished.
 # For the folds in FOLDS, into reports/cv/.
-FOLDS ?= 1 2 3 4 5 6
+FOLDS ?= $(sort $(notdir $(wildcard reports/folds/*)))
 CV_PARAMS := reports/cv/params.yaml
+comma := ,
+empty :=
+space := $(empty) $(empty)
 
 cv-report: install
 	mkdir -p reports/cv
-	printf 'cv:\n  folds: [%s]\n' "$$(echo $(FOLDS) | tr ' ' ',')" > $(CV_PARAMS)
+	printf 'cv:\n  folds: [%s]\n' "$(subst $(space),$(comma),$(strip $(FOLDS)))" > $(CV_PARAMS)
 	$(BIN)/python src/stages/cv.py --params $(CV_PARAMS) --fold-metrics reports/folds --fold-plots reports/folds \
 		--metrics reports/cv/cv.json --predictions reports/cv/predictions.csv --history reports/cv/training.csv \
 		--confusion reports/cv/confusion.png

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ser.crossval import FoldMissingError, aggregate, read_fold_results, summary_lines
+from ser.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +72,13 @@ def test_only_the_listed_folds_are_read_and_a_missing_one_is_named(tmp_path):
     assert sorted(results) == [1, 2] and aggregate(results)["ravdess"]["ua"]["mean"] == pytest.approx(0.55)
     assert predictions["clip_id"].tolist() == ["c2", "c1"] and predictions["fold"].tolist() == [2, 1]
     assert history["fold"].tolist() == [2, 2, 1, 1] and history["cv_epoch"].tolist() == [1, 2, 3, 4]
-    with pytest.raises(FoldMissingError, match=r"metrics/4/evaluate\.json: missing, though cv\.folds lists fold 4"):
+    relabelled = read_table(tmp_path / "plots" / "2" / "predictions.csv").assign(fold=3)
+    relabelled.to_csv(tmp_path / "plots" / "2" / "predictions.csv", index=False)
+    with pytest.raises(ValueError, match=r"predictions\.csv: holds predictions of fold\(s\) \[3\], not 2"):
+        read_fold_results(tmp_path / "metrics", tmp_path / "plots", [2])
+    with pytest.raises(
+        FoldMissingError, match=r"metrics/4/evaluate\.json: missing, though cv\.folds lists fold 4; train"
+    ):
         read_fold_results(tmp_path / "metrics", tmp_path / "plots", [1, 4])
 
 

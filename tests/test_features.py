@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from ser.audio import FrontEndConfig, load_audio, log_mel_spectrogram, prepare
-from ser.features import ARRAY_NAME, BATCH_CLIPS, clip_table, compute_features, load_features, load_fold
+from ser.features import (
+    ARRAY_NAME,
+    BATCH_CLIPS,
+    clip_table,
+    compute_features,
+    load_features,
+    load_fold,
+    load_training_data,
+)
 from ser.splitting import FOLDS, role_column
 
 ROLE_CYCLE = ["test", "train", "val", "train"]  # interleaved, so a fold's rows are picked from all over the array
@@ -100,6 +108,13 @@ def test_a_fold_takes_the_copies_of_its_training_clips_only_and_the_originals_of
     assert trains == [2, 4, 6]
     only_tess = load_fold(tmp_path / "features", split_table, 1, "train", ["tess"])
     assert set(only_tess.table["corpus"]) == {"tess"} and len(only_tess.table)
+    train, val = load_training_data(tmp_path / "features", split_table, 1, ["ravdess", "tess"])
+    assert set(train.table["corpus"]) == set(val.table["corpus"]) == {"ravdess", "tess"}
+    no_val = split_table.assign(fold_1=split_table["fold_1"].where(split_table["corpus"] != "tess", "train"))
+    with pytest.raises(ValueError, match=r"^train\.corpora: tess has no validation clips in fold 1; fetch more"):
+        load_training_data(tmp_path / "features", no_val, 1, ["ravdess", "tess"])
+    with pytest.raises(ValueError, match=r"^train\.corpora: cremad has no training clips in fold 1"):
+        load_training_data(tmp_path / "features", split_table, 1, ["ravdess", "cremad"])
     stale = pd.concat([split_table, split_table.iloc[:1].assign(clip_id="new")], ignore_index=True)
     with pytest.raises(ValueError, match=r"1 clips of the split, e\.g\. new, have no features; rerun melspec"):
         load_fold(tmp_path / "features", stale, 1, "train")

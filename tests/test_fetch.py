@@ -407,6 +407,14 @@ def test_a_truncated_or_corrupt_lfs_file_is_an_error_naming_it_and_both_values(s
     )
 
 
+def test_an_lfs_fetch_with_a_limit_downloads_only_the_files_it_keeps(server, lfs_repo, tmp_path):
+    source, _wavs = lfs_repo
+    kept = fetch_lfs_corpus(source, tmp_path / "dl", limit=2)
+    first, last = sorted(CREMAD_MEMBERS)[0], sorted(CREMAD_MEMBERS)[-1]
+    assert kept == [tmp_path / "dl" / first, tmp_path / "dl" / last]  # evenly spaced, as every corpus's limit
+    assert sorted(r for r in server.requests if r.startswith("/media/")) == [f"/media/{first}", f"/media/{last}"]
+
+
 def test_lfs_pointers_and_file_lists_that_cannot_be_used_are_named(server, lfs_repo, tmp_path):
     source, _wavs = lfs_repo
     assert parse_lfs_pointer(pointer(b"abc").decode(), "x") == (hashlib.sha256(b"abc").hexdigest(), 3)

@@ -218,6 +218,9 @@ def test_invalid_yaml_is_reported(tmp_path, text, reason):
         (("augment", "noise_prob"), 1.5, "less than or equal to 1"),
         (("train", "balance"), "speaker", "'none', 'class' or 'corpus_class'"),
         (("train", "mixup"), float("nan"), "finite number"),
+        (("split", "seed"), -1, "greater than or equal to 0"),
+        (("augment", "seed"), -3, "greater than or equal to 0"),
+        (("train", "seed"), -1, "greater than or equal to 0"),
     ],
 )
 def test_an_out_of_range_value_is_one_line_naming_file_key_value_and_what_is_allowed(edited, keys, value, allowed):
@@ -242,7 +245,7 @@ def test_a_renamed_key_names_its_new_name(edited):
     path = edited(set_key(("split", "fold"), 3))
     with pytest.raises(ParamsError) as caught:
         load_params(path)
-    assert str(caught.value) == f"{path}: split.fold is now cv.folds: rename it"
+    assert str(caught.value) == f"{path}: split.fold is now cv.folds (a list of folds): rename it"
 
 
 def test_a_retired_key_says_why_it_went(edited):

@@ -8,6 +8,7 @@ import pytest
 
 from ser.audio import find_audio
 from ser.corpora import CORPORA, CREMAD_ACTORS, CREMAD_FEMALE, EMOBOX_FOLDS, cremad_folds
+from ser.io import read_table, write_csv
 from ser.splitting import FOLDS, ROLES, SplitError, assign_roles, fold_clips, role_column, split_summary
 
 
@@ -100,8 +101,17 @@ def test_summary_counts_every_clip_once_per_fold(table):
 
 def test_a_corpus_too_small_to_validate_is_refused_saying_what_to_do(manifest, params):
     few = manifest[manifest["speaker"].isin(["Actor_01", "Actor_02", "Actor_11"])]  # fold 1 tests 01 and 11
-    with pytest.raises(SplitError, match="fetch more of the corpus"):
+    with pytest.raises(SplitError, match=r"^ravdess, fold 1: 2 female validation groups are needed .* fetch more"):
         assign_roles(few, params.split)
+
+
+def test_a_manifest_read_back_from_csv_keeps_cremad_speakers_as_names(manifest, params, tmp_path):
+    cremad = manifest[manifest["corpus"] == "cremad"]  # alone, its speaker column looks like integers
+    write_csv(cremad, tmp_path / "manifest.csv")
+    again = read_table(tmp_path / "manifest.csv")
+    assert again["speaker"].tolist() == cremad["speaker"].tolist() and set(again["intensity"]) >= {"", "high"}
+    table = assign_roles(again, params.split)
+    assert set(fold_clips(table, 1, "test")["speaker"]) == {"1017", "1021", "1031", "1037", "1038"}
 
 
 def test_unknown_corpora_and_folds_are_refused(manifest, params):

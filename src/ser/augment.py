@@ -14,7 +14,7 @@ from ser.audio import load_audio, pad_or_trim, prepare, write_audio
 from ser.io import atomic_path, write_csv
 from ser.parallel import imap
 from ser.params import AudioParams, AugmentParams
-from ser.splitting import FOLDS, role_column
+from ser.splitting import trains_in_some_fold
 
 # Columns copied from the source clip; the transform columns are NaN where a transform was not applied.
 LABEL_COLUMNS = ("corpus", "speaker", "gender", "emotion", "statement", "intensity", "repetition")
@@ -97,8 +97,7 @@ def augment_training_set(
     `audio.duration`), so the melspec stage takes them as they are. The table (one row per copy, with its
     source clip, labels and transform values) goes to `table_path` and is returned.
     """
-    trains = (split_table[[role_column(fold) for fold in FOLDS]] == "train").any(axis=1)
-    train = split_table[trains]
+    train = split_table[trains_in_some_fold(split_table)]
     jobs = [(clip_id, raw_dir / path) for clip_id, path in zip(train["clip_id"], train["path"], strict=True)]
     with atomic_path(out_dir, directory=True) as tmp:
         work = functools.partial(_augment_clip, out_dir=tmp, audio=audio, params=params)

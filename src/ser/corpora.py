@@ -173,13 +173,13 @@ def tess_folds(words: Iterable[str]) -> dict[str, int]:
 
 
 def cremad_folds(actors: Iterable[str]) -> dict[str, int]:
-    """Each CREMA-D actor's fold: the 91 actors of each sex, in ID order, dealt round-robin into the six folds
-    (females continuing where the males stop, so fold sizes differ by one at most). A pure function of the
-    ID: any subset of actors gets the folds the full corpus gives it."""
+    """Each CREMA-D actor's fold: the 91 actors, the men in ID order and then the women in ID order, dealt
+    round-robin into the six folds (the women continue where the men stop, so fold sizes differ by one at
+    most). A pure function of the ID: any subset of actors gets the folds the full corpus gives it."""
     males = [a for a in CREMAD_ACTORS if a not in CREMAD_FEMALE]
     females = [a for a in CREMAD_ACTORS if a in CREMAD_FEMALE]
     fold_of = {str(actor): i % N_FOLDS + 1 for i, actor in enumerate(males + females)}
-    return {actor: fold_of[actor] for actor in actors}
+    return {actor: fold_of[str(actor)] for actor in actors}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,9 +265,9 @@ def build_manifest(raw_dir: Path, corpora: Iterable[str], silence_dbfs: float) -
 
     Files whose names do not parse, that do not decode, that are empty or all-silent (peak below
     `silence_dbfs`) are left out and listed in the report. Clips with the same decoded audio are kept once
-    (the first in name order) when their emotions agree; when they disagree, no label can be trusted and
-    every copy is left out. Returns the manifest (MANIFEST_COLUMNS, `path` relative to `raw_dir`) and the
-    report.
+    (the first met: corpus by corpus in `corpora` order, files in name order) when their emotions agree;
+    when they disagree, no label can be trusted and every copy is left out. Returns the manifest
+    (MANIFEST_COLUMNS, `path` relative to `raw_dir`) and the report.
     """
     report = ManifestReport()
     rows: list[dict] = []

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser.io import read_table
+
 METRICS: tuple[str, ...] = ("ua", "wa", "macro_f1")
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
 TABLES: tuple[str, ...] = ("predictions.csv", "training.csv")  # what each fold's stages write to its plots folder
@@ -30,10 +32,15 @@ def read_fold_results(
         paths = [metrics_dir / str(fold) / "evaluate.json", *(plots_dir / str(fold) / n for n in TABLES)]
         for path in paths:
             if not path.is_file():
-                raise FoldMissingError(f"{path}: missing, though cv.folds lists fold {fold}; run `dvc repro`")
+                raise FoldMissingError(
+                    f"{path}: missing, though cv.folds lists fold {fold}; train and evaluate that fold first"
+                )
         results[fold] = json.loads(paths[0].read_text())
-        predictions.append(pd.read_csv(paths[1]).assign(fold=fold))
-        histories.append(pd.read_csv(paths[2]).assign(fold=fold))
+        table = read_table(paths[1])
+        if "fold" in table and not (table["fold"] == fold).all():
+            raise ValueError(f"{paths[1]}: holds predictions of fold(s) {sorted(set(table['fold']))}, not {fold}")
+        predictions.append(table.assign(fold=fold))
+        histories.append(read_table(paths[2]).assign(fold=fold))
     history = pd.concat(histories, ignore_index=True)
     history["cv_epoch"] = np.arange(1, len(history) + 1)
     return results, pd.concat(predictions, ignore_index=True), history

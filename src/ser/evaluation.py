@@ -75,3 +75,8 @@ def scores_by_corpus(table: pd.DataFrame) -> dict:
 def confusion(actual: pd.Series, predicted: pd.Series) -> np.ndarray:
     """Counts (n_emotions, n_emotions): rows actual, columns predicted, in EMOTIONS order."""
     return confusion_matrix(actual, predicted, labels=list(EMOTIONS))
+
+
+def confusion_by_corpus(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """`confusion` of each corpus of a table with columns corpus, actual and predicted, in corpus order."""
+    return {corpus: confusion(rows["actual"], rows["predicted"]) for corpus, rows in table.groupby("corpus")}

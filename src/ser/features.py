@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 
 from ser.audio import FrontEndConfig, LogMel, load_audio, prepare
-from ser.io import atomic_path
+from ser.io import atomic_path, read_table
 from ser.parallel import imap, torch_threads
-from ser.splitting import role_column
+from ser.splitting import FOLDS, role_column
 
 TABLE_NAME = "clips.csv"  # every clip, originals and augmented copies; `row` indexes the array
 ARRAY_NAME = "features.npy"  # (n_clips, n_mels, n_frames) float32, one row per clip of the table
@@ -30,7 +30,7 @@ def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path
     """Originals and augmented copies in one table, indexed by clip and independent of the folds: absolute
     `file` paths, a `prepared` flag (augmented copies were already trimmed and padded by the augment stage),
     `source_clip_id` (an original's is its own id) and `row`, its row of the array."""
-    labels = split_table.drop(columns=[c for c in split_table.columns if c.startswith("fold_")])
+    labels = split_table.drop(columns=[role_column(fold) for fold in FOLDS])
     originals = labels.assign(file=[str(raw_dir / p) for p in labels["path"]], prepared=False)
     originals["source_clip_id"] = originals["clip_id"]
     copies = augmented.assign(file=[str(aug_dir / p) for p in augmented["path"]], prepared=True)
@@ -107,7 +107,7 @@ def load_frontend(features_dir: Path) -> FrontEndConfig:
 
 def load_table(features_dir: Path) -> pd.DataFrame:
     """The clip table of a feature store."""
-    return pd.read_csv(features_dir / TABLE_NAME)
+    return read_table(features_dir / TABLE_NAME)
 
 
 def load_features(features_dir: Path) -> np.ndarray:
@@ -137,3 +137,20 @@ def load_fold(
         chosen &= table["corpus"].isin(corpora)
     rows = table[chosen].reset_index(drop=True)
     return FeatureSplit(features=features[rows["row"].to_numpy()], table=rows)
+
+
+def load_training_data(
+    features_dir: Path, split_table: pd.DataFrame, fold: int, corpora: Sequence[str]
+) -> tuple[FeatureSplit, FeatureSplit]:
+    """What training in `fold` sees: the training clips of `corpora`, and the validation clips of every
+    corpus. Each corpus that trains must have both in this fold (its validation clips choose the weights)."""
+    train = load_fold(features_dir, split_table, fold, "train", corpora)
+    val = load_fold(features_dir, split_table, fold, "val")
+    for role, clips in (("training", train), ("validation", val)):
+        missing = [corpus for corpus in corpora if corpus not in set(clips.table["corpus"])]
+        if missing:
+            raise ValueError(
+                f"train.corpora: {', '.join(missing)} has no {role} clips in fold {fold}; fetch more of it, "
+                "or leave it out of train.corpora"
+            )
+    return train, val

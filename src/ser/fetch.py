@@ -81,7 +81,7 @@ def download(source: SourceParams, dest: Path, timeout_s: float = 60.0) -> Path:
         except (OSError, http.client.HTTPException) as error:  # URLError, HTTPError; IncompleteRead
             raise FetchError(
                 f"{source.url}: download failed ({error}). Check the network, or set {MIRROR_ENV} to a "
-                "folder holding ravdess/ and tess/."
+                f"folder holding {', '.join(CORPORA)}."
             ) from error
         for expected, what in ((declared, "the server announced"), (source.bytes, "params.yaml expects")):
             if expected is not None and received != expected:
@@ -113,7 +113,9 @@ def lfs_file_list(source: LfsSourceParams, timeout_s: float = 60.0) -> list[str]
         listing = json.loads(body)
         entries = listing["tree"]
     except (ValueError, KeyError, TypeError) as error:
-        raise FetchError(f"{source.tree}: not a repository file list ({error!r}); check fetch.cremad.tree") from None
+        raise FetchError(
+            f"{source.tree}: not a repository file list ({error!r}); check the tree URL in params.yaml"
+        ) from None
     if listing.get("truncated"):
         raise FetchError(f"{source.tree}: the file list is truncated; list {source.folder} on its own")
     prefix = source.folder.strip("/") + "/"
@@ -123,7 +125,7 @@ def lfs_file_list(source: LfsSourceParams, timeout_s: float = 60.0) -> list[str]
         if entry.get("type") == "blob" and entry["path"].startswith(prefix) and entry["path"].lower().endswith(".wav")
     )
     if not paths:
-        raise FetchError(f"{source.tree}: no .wav files under {prefix}; check fetch.cremad.folder")
+        raise FetchError(f"{source.tree}: no .wav files under {prefix}; check the folder in params.yaml")
     return paths
 
 
@@ -185,9 +187,12 @@ def fetch_lfs_file(source: LfsSourceParams, path: str, download_dir: Path, timeo
     return dest
 
 
-def fetch_lfs_corpus(source: LfsSourceParams, download_dir: Path, timeout_s: float = 60.0) -> None:
-    """Every .wav file of `source.folder`, verified against its pointer, under `download_dir/<folder>/`."""
-    paths = lfs_file_list(source, timeout_s)
+def fetch_lfs_corpus(
+    source: LfsSourceParams, download_dir: Path, limit: int | None = None, timeout_s: float = 60.0
+) -> list[Path]:
+    """The .wav files of `source.folder` (all, or `limit` evenly spaced ones: only those are downloaded),
+    each verified against its pointer, under `download_dir/<folder>/`; returns their paths."""
+    paths = evenly_spaced(lfs_file_list(source, timeout_s), limit)
     with concurrent.futures.ThreadPoolExecutor(LFS_DOWNLOADS) as pool:
         jobs = [pool.submit(fetch_lfs_file, source, path, download_dir, timeout_s) for path in paths]
         try:
@@ -199,12 +204,12 @@ def fetch_lfs_corpus(source: LfsSourceParams, download_dir: Path, timeout_s: flo
             for job in jobs:
                 job.cancel()
             raise
+    return [download_dir / path for path in paths]
 
 
-def copy_audio(source: Path, target: Path, limit: int | None, desc: str) -> None:
-    """Copy the audio files under `source` (all, or `limit` evenly spaced ones) into the folder `target`,
-    keeping their paths below `source`; `target` is replaced whole, once complete."""
-    files = evenly_spaced(find_audio(source), limit)
+def copy_files(files: list[Path], source: Path, target: Path, desc: str) -> None:
+    """Copy `files` (below the folder `source`) into the folder `target`, keeping their paths below `source`;
+    `target` is replaced whole, once complete."""
     if not files:
         raise FetchError(f"{source}: no audio files found")
     with atomic_path(target, directory=True) as tmp:
@@ -246,7 +251,7 @@ def copy_from_mirror(mirror: Path, corpus: str, target: Path, limit: int | None)
     source = mirror / corpus
     if not source.is_dir():
         raise FetchError(f"{source}: not a folder; {MIRROR_ENV} must name a folder holding {', '.join(CORPORA)}")
-    copy_audio(source, target, limit, f"fetch: copying {corpus} from mirror")
+    copy_files(evenly_spaced(find_audio(source), limit), source, target, f"fetch: copying {corpus} from mirror")
 
 
 def subsample(folder: Path, limit: int | None) -> None:
@@ -256,6 +261,22 @@ def subsample(folder: Path, limit: int | None) -> None:
     for path in files:
         if path not in keep:
             path.unlink()
+
+
+def fetch_zip(source: SourceParams, download_dir: Path, target: Path, limit: int | None) -> None:
+    """A corpus published as one zip archive: downloaded and verified, extracted into `target`."""
+    archive = download(source, download_dir / f"{target.name}.zip")
+    safe_extract(archive, target)
+    subsample(target, limit)
+
+
+def fetch_lfs(source: LfsSourceParams, download_dir: Path, target: Path, limit: int | None) -> None:
+    """A corpus kept in a Git LFS repository: its files downloaded one by one, verified, copied into `target`."""
+    files = fetch_lfs_corpus(source, download_dir / target.name, limit)
+    copy_files(files, download_dir / target.name, target, f"fetch: copying {target.name}")
+
+
+FETCHERS = {"zip": fetch_zip, "lfs": fetch_lfs}  # a Corpus's `source` -> how to get it
 
 
 def fetch_corpora(
@@ -276,13 +297,8 @@ def fetch_corpora(
     for corpus, spec in CORPORA.items():
         if mirror is not None:
             copy_from_mirror(mirror, corpus, raw_dir / corpus, params.limit_per_corpus)
-        elif spec.source == "lfs":
-            fetch_lfs_corpus(getattr(params, corpus), download_dir / corpus)
-            copy_audio(download_dir / corpus, raw_dir / corpus, params.limit_per_corpus, f"fetch: copying {corpus}")
         else:
-            archive = download(getattr(params, corpus), download_dir / f"{corpus}.zip")
-            safe_extract(archive, raw_dir / corpus)
-            subsample(raw_dir / corpus, params.limit_per_corpus)
+            FETCHERS[spec.source](getattr(params, corpus), download_dir, raw_dir / corpus, params.limit_per_corpus)
     manifest, report = build_manifest(raw_dir, CORPORA, silence_dbfs)
     write_csv(manifest, manifest_path)
     return report

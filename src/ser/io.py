@@ -51,6 +51,22 @@ def write_json(data: object, target: str | Path) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+# Columns that hold names, never numbers: a CREMA-D speaker "1001" stays text, and an empty intensity (TESS, and
+# CREMA-D's unspecified level) stays "" instead of becoming NaN.
+TEXT_COLUMNS = (
+    "clip_id", "source_clip_id", "path", "corpus", "speaker", "gender", "emotion", "statement", "intensity",
+    "pcm_md5", "actual", "predicted",
+)  # fmt: skip
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table written by `write_csv`, with TEXT_COLUMNS read as text whatever their values look like."""
+    text = [column for column in pd.read_csv(path, nrows=0).columns if column in TEXT_COLUMNS]
+    table = pd.read_csv(path, dtype=dict.fromkeys(text, str))
+    table[text] = table[text].fillna("")
+    return table
+
+
 def write_csv(table: pd.DataFrame, target: str | Path) -> None:
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False)

@@ -31,7 +31,7 @@ NonNegativeFloat = Annotated[Float, Field(ge=0.0)]
 section = dataclass(frozen=True, config=ConfigDict(extra="forbid", allow_inf_nan=False))
 
 # Keys that were renamed: the old name is refused with a message that names the new one.
-RENAMED: dict[str, str] = {"train.l2": "train.weight_decay", "split.fold": "cv.folds"}
+RENAMED: dict[str, str] = {"train.l2": "train.weight_decay", "split.fold": "cv.folds (a list of folds)"}
 # Keys that are gone: the old name is refused with a message that says why.
 RETIRED: dict[str, str] = {
     "split.val_actors": "each fold now validates on as many speakers as it tests, half of each sex: remove it",
@@ -73,7 +73,7 @@ class FetchParams:
 
 @section
 class SplitParams:
-    seed: Int  # draws each fold's validation speakers (TESS: words)
+    seed: Count  # draws each fold's validation speakers (TESS: words)
 
 
 def _distinct(values: tuple) -> tuple:
@@ -104,7 +104,7 @@ class AudioParams:
 @section
 class AugmentParams:
     copies: Count  # perturbed copies per training clip
-    seed: Int
+    seed: Count  # of each clip's perturbations (with its id)
     noise_snr_db: tuple[Float, Float]  # additive white noise at an SNR drawn from this range (dB)
     noise_prob: Probability  # probability of each transform being applied to a copy ...
     shift_s: NonNegativeFloat  # ... time shift of up to +-shift_s seconds (zero fill)
@@ -152,7 +152,7 @@ class TrainParams:
     freq_mask_bands: Count  # ... each up to this many mel bands tall
     mixup: NonNegativeFloat  # alpha of the Beta(alpha, alpha) mixing weight; 0: off
     average_last: Count  # also try the mean weights of the last N epochs; validation picks; 0: off
-    seed: Int  # initial weights, dropout, batch order, masks and mixup of the first member
+    seed: Count  # initial weights, dropout, batch order, masks and mixup of the first member
     members: Positive  # models trained from seeds seed, seed + 1, ...; their mean probability predicts
     corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)]  # whose training clips train;
     # every fetched corpus is validated and tested, and model selection sees the validation of these only

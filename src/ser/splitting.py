@@ -32,6 +32,11 @@ def role_column(fold: int) -> str:
     return f"fold_{fold}"
 
 
+def trains_in_some_fold(split_table: pd.DataFrame) -> pd.Series:
+    """Whether each clip of the split table trains in at least one fold (those are the clips augmented)."""
+    return (split_table[[role_column(fold) for fold in FOLDS]] == "train").any(axis=1)
+
+
 def draw_validation(groups: pd.DataFrame, count: int, rng: np.random.Generator) -> list[str]:
     """`count` of the candidate `groups` (columns group, gender), half male and half female (the odd one
     male) where both sexes are present, else all of the one present; at least one of each sex is left over."""
@@ -57,7 +62,10 @@ def corpus_roles(clips: pd.DataFrame, corpus: str, fold: int, seed: int) -> pd.S
     test = {group for group, k in test_fold.items() if k == fold}
     rest = groups[~groups["group"].isin(test)]
     rng = np.random.default_rng([seed, fold, zlib.crc32(corpus.encode())])
-    val = set(draw_validation(rest, len(test), rng)) if test else set()
+    try:
+        val = set(draw_validation(rest, len(test), rng)) if test else set()
+    except SplitError as error:
+        raise SplitError(f"{corpus}, fold {fold}: {error}") from None
     roles = {group: "test" if group in test else "val" if group in val else "train" for group in groups["group"]}
     return clips[spec.fold_by].map(roles)
 

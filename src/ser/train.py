@@ -81,7 +81,10 @@ def selection_score(per_corpus: dict[str, dict], corpora: Sequence[str]) -> floa
     """The validation score that picks the checkpoint: the mean UA of the training corpora (`corpora`), each
     weighing the same, so that the easy corpus (TESS, near 1.0) cannot outvote the hard ones. A corpus left
     out of training stays unseen: its validation clips are scored, never used to choose."""
-    return float(np.mean([per_corpus[corpus]["ua"] for corpus in corpora if corpus in per_corpus]))
+    missing = [corpus for corpus in corpora if corpus not in per_corpus]
+    if missing:
+        raise ValueError(f"no validation clips of {', '.join(missing)}: nothing to choose the weights with")
+    return float(np.mean([per_corpus[corpus]["ua"] for corpus in corpora]))
 
 
 def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Generator) -> torch.Tensor:

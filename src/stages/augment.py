@@ -1,8 +1,7 @@
 """augment: write seeded, perturbed copies of every training clip (never val or test)."""
 
-import pandas as pd
-
 from ser.augment import augment_training_set
+from ser.io import read_table
 from ser.parallel import available_cores
 from ser.params import AudioParams, AugmentParams, load_section
 from ser.stage import stage_args
@@ -13,7 +12,7 @@ def main(argv=None) -> None:
     audio = load_section(args.params, "audio", AudioParams)
     params = load_section(args.params, "augment", AugmentParams)
     table = augment_training_set(
-        pd.read_csv(args.split), args.raw, args.out, args.table, audio, params, available_cores()
+        read_table(args.split), args.raw, args.out, args.table, audio, params, available_cores()
     )
     print(f"augment: {len(table)} copies of {table['source_clip_id'].nunique()} training clips")
 

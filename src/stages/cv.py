@@ -3,7 +3,7 @@ UA, WA and macro-F1, and their mean and standard deviation over the folds) and a
 fold's test clips pooled (DVC plot and PNG), and the folds' training curves one after another."""
 
 from ser.crossval import aggregate, read_fold_results, summary_lines
-from ser.evaluation import confusion
+from ser.evaluation import confusion_by_corpus
 from ser.io import write_csv, write_json
 from ser.params import CvParams, load_section
 from ser.plots import confusion_matrices
@@ -18,8 +18,7 @@ def main(argv=None) -> None:
     write_json(summary, args.metrics)
     write_csv(predictions, args.predictions)
     write_csv(history, args.history)
-    matrices = {name: confusion(rows["actual"], rows["predicted"]) for name, rows in predictions.groupby("corpus")}
-    confusion_matrices(matrices, args.confusion)
+    confusion_matrices(confusion_by_corpus(predictions), args.confusion)
     for line in summary_lines(summary):
         print(f"cv: {line}")
 

@@ -5,9 +5,9 @@ import pandas as pd
 
 from ser.bundle import load_bundle
 from ser.device import pick_device
-from ser.evaluation import confusion, predict_proba, probability_table, scores_by_corpus
+from ser.evaluation import confusion_by_corpus, predict_proba, probability_table, scores_by_corpus
 from ser.features import load_fold
-from ser.io import write_csv, write_json
+from ser.io import read_table, write_csv, write_json
 from ser.plots import confusion_matrices
 from ser.stage import stage_args
 
@@ -16,7 +16,7 @@ def main(argv=None) -> None:
     args = stage_args(__doc__, ["features", "split", "model", "metrics", "predictions", "confusion"], argv, fold=True)
     device = pick_device()
     bundle = load_bundle(args.model, device)
-    test = load_fold(args.features, pd.read_csv(args.split), args.fold, "test")
+    test = load_fold(args.features, read_table(args.split), args.fold, "test")
     probabilities = predict_proba(bundle.model, test.features, device)
     table = test.table[["clip_id", "corpus", "speaker", "emotion"]].rename(columns={"emotion": "actual"})
     table = pd.concat(
@@ -25,9 +25,8 @@ def main(argv=None) -> None:
     results = scores_by_corpus(table)
     write_json(results, args.metrics)
     write_csv(table, args.predictions)
-    matrices = {name: confusion(group["actual"], group["predicted"]) for name, group in table.groupby("corpus")}
-    confusion_matrices(matrices, args.confusion)
-    trained = bundle.info.get("corpora", [])
+    confusion_matrices(confusion_by_corpus(table), args.confusion)
+    trained = bundle.info["corpora"]
     for name, result in results.items():
         unseen = " (unseen in training)" if name != "all" and name not in trained else ""
         print(

@@ -1,10 +1,9 @@
 """melspec: log-mel spectrograms of every clip, originals and augmented copies, in one memory-mappable array
 indexed by clip (the same for every fold), plus example plots."""
 
-import pandas as pd
-
 from ser.audio import FrontEndConfig
 from ser.features import clip_table, compute_features, load_features, load_table
+from ser.io import read_table
 from ser.parallel import available_cores
 from ser.params import AudioParams, MelspecParams, load_section
 from ser.plots import spectrogram_examples
@@ -17,7 +16,7 @@ def main(argv=None) -> None:
         audio=load_section(args.params, "audio", AudioParams),
         melspec=load_section(args.params, "melspec", MelspecParams),
     )
-    table = clip_table(pd.read_csv(args.split), pd.read_csv(args.augmented_table), args.raw, args.augmented)
+    table = clip_table(read_table(args.split), read_table(args.augmented_table), args.raw, args.augmented)
     compute_features(table, args.out, frontend, available_cores())
     features = load_features(args.out)
     spectrogram_examples(features, load_table(args.out), frontend, args.examples)

@@ -1,8 +1,7 @@
 """split: record each clip's role (train / val / test) in each of the six speaker-independent folds."""
 
-import pandas as pd
-
-from ser.io import write_csv, write_json
+from ser.corpora import CORPORA
+from ser.io import read_table, write_csv, write_json
 from ser.params import SplitParams, load_section
 from ser.splitting import FOLDS, assign_roles, split_summary, tested_groups
 from ser.stage import stage_args
@@ -11,7 +10,7 @@ from ser.stage import stage_args
 def main(argv=None) -> None:
     args = stage_args(__doc__, ["manifest", "out", "summary"], argv)
     params = load_section(args.params, "split", SplitParams)
-    table = assign_roles(pd.read_csv(args.manifest), params)
+    table = assign_roles(read_table(args.manifest), params)
     write_csv(table, args.out)
     summary = split_summary(table)
     write_json(summary, args.summary)
@@ -22,10 +21,10 @@ def main(argv=None) -> None:
             for corpus, c in summary[str(fold)].items()
         )
         print(f"split: fold {fold} (train/val/test): {counts}")
-        tested = "; ".join(
+        tested = "; ".join(  # speakers by name; TESS's words, dealt into the folds, are too many to list
             f"{corpus}: {', '.join(groups)}"
             for corpus, groups in tested_groups(table, fold).items()
-            if corpus != "tess"
+            if CORPORA[corpus].fold_by == "speaker"
         )
         print(f"split: fold {fold} tests {tested}")
 

@@ -4,13 +4,11 @@ corpora, and save them as one self-contained bundle (weights, model config, labe
 
 import dataclasses
 
-import pandas as pd
-
 from ser.bundle import save_bundle
 from ser.corpora import CORPORA, EMOTIONS
 from ser.device import pick_device
-from ser.features import load_fold, load_frontend
-from ser.io import write_csv, write_json
+from ser.features import load_frontend, load_training_data
+from ser.io import read_table, write_csv, write_json
 from ser.model import ModelConfig, count_parameters
 from ser.params import ModelParams, ParamsError, TrainParams, load_section
 from ser.plots import training_curves
@@ -30,14 +28,11 @@ def main(argv=None) -> None:
         config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     except ValueError as error:
         raise ParamsError(f"{args.params}: {error}") from None
-    split = pd.read_csv(args.split)
-    train = load_fold(args.features, split, args.fold, "train", params.corpora)
-    val = load_fold(args.features, split, args.fold, "val")
-    missing = sorted(set(params.corpora) - set(train.table["corpus"]))
-    if missing:
-        raise ParamsError(
-            f"{args.params}: train.corpora: {missing} have no training clips in fold {args.fold}; fetch them"
-        )
+    split = read_table(args.split)
+    try:
+        train, val = load_training_data(args.features, split, args.fold, params.corpora)
+    except ValueError as error:
+        raise ParamsError(f"{args.params}: {error}") from None
     device = pick_device()
     print(
         f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
