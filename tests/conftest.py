@@ -15,7 +15,7 @@ import torch
 
 from ser.audio import FrontEndConfig
 from ser.bundle import save_bundle
-from ser.corpora import EMOTIONS
+from ser.corpora import CORPORA, EMOTIONS
 from ser.fetch import MIRROR_ENV, mirror_from_env
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import Params, load_params
@@ -57,8 +57,9 @@ def mirror() -> Path:
     """
     named = mirror_from_env()
     path = named or DEFAULT_MIRROR
-    if not (path / "ravdess").is_dir() or not (path / "tess").is_dir():
-        message = f"corpora mirror not found: {path} holds no ravdess/ and tess/ (set {MIRROR_ENV})"
+    missing = [corpus for corpus in CORPORA if not (path / corpus).is_dir()]
+    if missing:
+        message = f"corpora mirror not found: {path} holds no {', '.join(missing)} (set {MIRROR_ENV})"
         if os.environ.get("CI") or named:
             pytest.fail(message)
         pytest.skip(message)
