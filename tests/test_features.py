@@ -21,6 +21,7 @@ from ser.features import (
 from ser.splitting import FOLDS, role_column
 
 ROLE_CYCLE = ["test", "train", "val", "train"]  # interleaved, so a fold's rows are picked from all over the array
+CORPUS_CYCLE = ["ravdess", "tess", "cremad"]  # out of step with the roles: each corpus has clips in every role
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def corpus(tmp_path, write_tone, short_frontend):
         path = f"a/clip{i:02d}.wav"
         write_tone(raw / path, 150.0 + 40 * i, seconds=0.4 + 0.02 * i, sr=22050 if i % 5 == 0 else 16000)
         roles = {role_column(fold): ROLE_CYCLE[(i + fold) % 4] for fold in FOLDS}  # fold 1: c0 train, c1 val...
-        rows.append({"clip_id": f"c{i}", "path": path, "corpus": "ravdess" if i % 2 else "tess", **roles})
+        rows.append({"clip_id": f"c{i}", "path": path, "corpus": CORPUS_CYCLE[i % 3], **roles})
     copies = []
     for i in range(3):
         path = f"a/clip{i:02d}__aug1.flac"
@@ -48,7 +49,7 @@ def corpus(tmp_path, write_tone, short_frontend):
                 "clip_id": f"c{i}#aug1",
                 "source_clip_id": f"c{i}",
                 "path": path,
-                "corpus": "tess" if i % 2 == 0 else "ravdess",
+                "corpus": CORPUS_CYCLE[i % 3],
             }
         )
     split_table = pd.DataFrame(rows)
@@ -109,12 +110,13 @@ def test_a_fold_takes_the_copies_of_its_training_clips_only_and_the_originals_of
     only_tess = load_fold(tmp_path / "features", split_table, 1, "train", ["tess"])
     assert set(only_tess.table["corpus"]) == {"tess"} and len(only_tess.table)
     train, val = load_training_data(tmp_path / "features", split_table, 1, ["ravdess", "tess"])
-    assert set(train.table["corpus"]) == set(val.table["corpus"]) == {"ravdess", "tess"}
+    assert set(train.table["corpus"]) == {"ravdess", "tess"}  # the corpora that train ...
+    assert set(val.table["corpus"]) == set(CORPUS_CYCLE)  # ... and the validation clips of every corpus
     no_val = split_table.assign(fold_1=split_table["fold_1"].where(split_table["corpus"] != "tess", "train"))
     with pytest.raises(ValueError, match=r"^train\.corpora: tess has no validation clips in fold 1; fetch more"):
         load_training_data(tmp_path / "features", no_val, 1, ["ravdess", "tess"])
-    with pytest.raises(ValueError, match=r"^train\.corpora: cremad has no training clips in fold 1"):
-        load_training_data(tmp_path / "features", split_table, 1, ["ravdess", "cremad"])
+    with pytest.raises(ValueError, match=r"^train\.corpora: other has no training clips in fold 1"):
+        load_training_data(tmp_path / "features", split_table, 1, ["ravdess", "other"])
     stale = pd.concat([split_table, split_table.iloc[:1].assign(clip_id="new")], ignore_index=True)
     with pytest.raises(ValueError, match=r"1 clips of the split, e\.g\. new, have no features; rerun melspec"):
         load_fold(tmp_path / "features", stale, 1, "train")

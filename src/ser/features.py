@@ -30,7 +30,7 @@ def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path
     """Originals and augmented copies in one table, indexed by clip and independent of the folds: absolute
     `file` paths, a `prepared` flag (augmented copies were already trimmed and padded by the augment stage),
     `source_clip_id` (an original's is its own id) and `row`, its row of the array."""
-    labels = split_table.drop(columns=[role_column(fold) for fold in FOLDS])
+    labels = split_table.drop(columns=[role_column(fold) for fold in FOLDS], errors="ignore")
     originals = labels.assign(file=[str(raw_dir / p) for p in labels["path"]], prepared=False)
     originals["source_clip_id"] = originals["clip_id"]
     copies = augmented.assign(file=[str(aug_dir / p) for p in augmented["path"]], prepared=True)
