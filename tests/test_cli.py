@@ -73,16 +73,17 @@ def test_table_csv_and_json_parse_back_to_the_same_numbers(model, clips, capsys)
     tables = {}
     for fmt in ("table", "csv", "json"):
         status, out, err = ser("predict", "--model", model, "--format", fmt, *clips, capsys=capsys)
-        assert status == EXIT_OK and "2 predicted, 0 failed, 0 silent" in err
+        assert status == EXIT_OK and "2 predicted, 0 failed, 0 silent, 0 not speech" in err
         tables[fmt] = parse(out, fmt)
-        assert list(tables[fmt].columns) == ["path", "predicted", "confidence", *P_COLUMNS]
+        assert list(tables[fmt].columns) == ["path", "predicted", "confidence", *P_COLUMNS, "note"]
         assert list(tables[fmt]["path"]) == list(map(str, clips))
         assert list(tables[fmt]["predicted"]) == list(expected["predicted"])
         np.testing.assert_allclose(
             tables[fmt][["confidence", *P_COLUMNS]], expected[["confidence", *P_COLUMNS]], atol=0.5 * 10**-DECIMALS
         )
-    for fmt in ("table", "json"):
-        pd.testing.assert_frame_equal(tables[fmt], tables["csv"])  # identical numbers, not merely close
+    for fmt in ("table", "json"):  # identical numbers, not merely close
+        pd.testing.assert_frame_equal(tables[fmt].drop(columns="note"), tables["csv"].drop(columns="note"))
+    assert all(tables[fmt]["note"].isna().all() for fmt in tables)  # nothing to say: empty, or null in JSON
 
 
 def test_out_writes_the_file_and_nothing_to_stdout(model, clips, tmp_path, capsys):
@@ -102,7 +103,7 @@ def test_per_window_lists_each_window_of_a_long_file(model, clips, tmp_path, cap
     )
     table = pd.read_csv(io.StringIO(out))
     assert status == EXIT_OK
-    assert list(table.columns) == ["path", "start_s", "predicted", "confidence", *P_COLUMNS]
+    assert list(table.columns) == ["path", "start_s", "predicted", "confidence", *P_COLUMNS, "note"]
     assert list(table["start_s"]) == [0.0, 1.5, 3.0, 4.5, 6.0, 7.0, 0.0]  # the last window of 10 s starts at 7 s
     assert list(table["path"]) == [str(long_path)] * 6 + [str(clips[0])]
     status, out, _ = ser("predict", "--model", model, "--format", "csv", long_path, capsys=capsys)
@@ -121,11 +122,30 @@ def test_bad_files_get_one_line_each_and_the_rest_is_predicted(model, clips, bad
     for line, path in zip(lines, bad, strict=False):
         assert line.startswith(f"error: {path}: {bad_audio[path]}")
     assert lines[-2].startswith(f"silent: {tmp_path / 'silent.wav'}: ")
-    assert lines[-1] == f"ser predict: 2 predicted, {len(bad)} failed, 1 silent"
+    assert lines[-1] == f"ser predict: 2 predicted, {len(bad)} failed, 1 silent, 0 not speech"
     assert "Traceback" not in err
     table = pd.read_csv(io.StringIO(out))
     assert list(table["path"]) == [str(clips[0]), str(tmp_path / "silent.wav"), str(clips[1])]
     assert table["predicted"][1] == "silent" and table[["confidence", *P_COLUMNS]].iloc[1].isna().all()
+
+
+def test_non_speech_and_over_full_scale_files_say_what_they_are(model, clips, tmp_path, capsys):
+    dc, loud = tmp_path / "dc.wav", tmp_path / "loud.wav"
+    sf.write(dc, np.full(SR, 0.25, np.float32), SR, subtype="FLOAT")
+    speech = load_audio(clips[0], SR)
+    sf.write(loud, 4.0 * speech / np.abs(speech).max(), SR, subtype="FLOAT")  # peak +12 dBFS
+    status, out, err = ser("predict", "--model", model, "--format", "csv", clips[0], dc, loud, capsys=capsys)
+    assert status == EXIT_OK
+    lines = err.splitlines()
+    assert lines[0].startswith(f"DC only: {dc}: a constant offset of +0.2500") and "no emotion predicted" in lines[0]
+    assert lines[1].startswith(f"warning: {loud}: over full scale: peak +12.0 dBFS")
+    assert lines[2] == "ser predict: 2 predicted, 0 failed, 0 silent, 1 not speech"
+    table = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert list(table["predicted"])[1] == "DC only" and table["predicted"][2] in EMOTIONS
+    assert table["note"][0] == "" and table["note"][1].startswith("DC only: ") and "over full scale" in table["note"][2]
+    status, out, _ = ser("predict", "--model", model, "--format", "json", clips[0], dc, capsys=capsys)
+    rows = json.loads(out)
+    assert rows[0]["note"] is None and rows[1]["predicted"] == "DC only" and rows[1]["confidence"] is None
 
 
 def test_silence_threshold_is_an_option(model, tmp_path, capsys):

@@ -12,13 +12,23 @@ import soundfile as sf
 import soxr
 import torch
 
-from ser.audio import AudioError, LogMel, load_audio, prepare, sliding_windows, stream_audio
+from ser.audio import AudioError, LogMel, find_audio, load_audio, prepare, sliding_windows, stream_audio
 from ser.bundle import BundleError, load_bundle, save_bundle
 from ser.corpora import EMOTIONS
 from ser.evaluation import SILENT, predict_proba
 from ser.features import compute_features, load_features
 from ser.model import Classifier, Ensemble
-from ser.predict import Failure, Prediction, PredictOptions, Predictor, find_files, predictions_table
+from ser.predict import (
+    DC_ONLY,
+    NO_SPEECH,
+    TOO_SHORT,
+    Failure,
+    Prediction,
+    PredictOptions,
+    Predictor,
+    find_files,
+    predictions_table,
+)
 
 SR = 16000
 EXACT = 1e-6  # probabilities of the same features through differently sized batches
@@ -135,6 +145,70 @@ def test_a_long_clip_is_windowed_and_silent_windows_are_left_out(predictor, long
     table = predictions_table([prediction], per_window=True)
     assert list(table["start_s"]) == starts
     assert list(table["predicted"][table["start_s"].isin(silent)]) == [SILENT, SILENT]
+
+
+def test_what_is_not_speech_gets_no_emotion_and_says_what_it_is(predictor, clips):
+    speech = load_audio(clips[0], SR)
+    click = np.zeros(SR, np.float32)
+    click[SR // 2] = 0.9
+    cases = {
+        "dc": (np.full(SR, 0.25, np.float32), DC_ONLY),
+        "click": (click, NO_SPEECH),
+        "click on dc": (click - 0.5, NO_SPEECH),
+        "10 ms of speech": (speech[SR : SR + SR // 100], TOO_SHORT),
+        "digital silence": (np.zeros(SR, np.float32), SILENT),
+    }
+    results = [predictor.predict_samples(samples, SR, name) for name, (samples, _) in cases.items()]
+    for result, (name, (_, reason)) in zip(results, cases.items(), strict=True):
+        assert result.probabilities is None and result.unjudged.reason == reason, name
+        assert result.predicted == reason and result.note.startswith(f"{reason}: ") and math.isnan(result.confidence)
+    judged = predictor.predict_samples(speech, SR, "speech")
+    assert judged.unjudged is None and judged.predicted in EMOTIONS and judged.note == ""
+    table = predictions_table([*results, judged])
+    assert list(table["predicted"]) == [reason for _, reason in cases.values()] + [judged.predicted]
+    assert table[["confidence", *(f"p_{e}" for e in EMOTIONS)]].iloc[:-1].isna().all().all()
+    assert list(table["note"]) == [result.note for result in results] + [""]
+    assert "0.010 s, under 0.25 s" in table["note"][3]  # what was measured, against what limit
+
+
+def test_a_window_of_nothing_but_a_click_is_left_out_of_a_long_file(predictor, long_signal):
+    clicked = long_signal.copy()
+    clicked[8 * SR] = 0.9  # in the digital silence from 6 to 11 s: the windows at 6 and 7.5 s hold only the click
+    plain, with_click = (predictor.predict_samples(signal, SR) for signal in (long_signal, clicked))
+    reasons = {w.start_s: w.unjudged.reason for w in with_click.windows if w.unjudged is not None}
+    assert reasons == {6.0: NO_SPEECH, 7.5: NO_SPEECH}
+    np.testing.assert_allclose(with_click.probabilities, plain.probabilities, atol=EXACT)
+    table = predictions_table([with_click], per_window=True)
+    assert list(table["predicted"][table["start_s"].isin(reasons)]) == [NO_SPEECH, NO_SPEECH]
+
+
+def test_no_real_clip_is_taken_for_non_speech_even_20_db_quieter(predictor, mirror):
+    """Every tenth clip of the three corpora: the rules for what is not speech must never refuse real speech,
+    also played quieter."""
+    files = find_audio(mirror)[::10]
+    assert {path.relative_to(mirror).parts[0] for path in files} == {"ravdess", "tess", "cremad"}
+    for gain_db in (0.0, -20.0, -30.0):
+        flagged = {}
+        for path in files:
+            why = predictor.unjudged(load_audio(path, SR) * np.float32(10 ** (gain_db / 20)))
+            if why is not None and why.reason != SILENT:  # silence is a level, the bundle's: not judged here
+                flagged[path.name] = str(why)
+        assert flagged == {}, gain_db
+
+
+def test_samples_over_full_scale_are_flagged_and_do_not_decide_the_answer(predictor, clips, tmp_path):
+    speech = load_audio(clips[1], SR)
+    at_full_scale = speech / np.abs(speech).max()
+    reference = predictor.predict_samples(at_full_scale, SR)
+    assert not reference.over_full_scale and reference.note == ""
+    for gain in (4.0, 1e6):
+        path = tmp_path / f"over_{gain:g}.wav"
+        sf.write(path, at_full_scale * np.float32(gain), SR, subtype="FLOAT")
+        loud = predictor.predict_file(path)
+        assert loud.over_full_scale and loud.peak_dbfs == pytest.approx(20 * math.log10(gain), abs=0.01)
+        assert loud.note.startswith(f"over full scale: peak +{20 * math.log10(gain):.1f} dBFS")
+        np.testing.assert_allclose(loud.probabilities, reference.probabilities, atol=EXACT)
+        assert predictions_table([loud])["note"][0] == loud.note
 
 
 @pytest.mark.parametrize("rate", [SR, 44100])
@@ -310,10 +384,11 @@ def test_batches_and_decoding_processes_do_not_change_the_answer(tiny_bundle, cl
             np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=EXACT)
 
 
-def test_the_predictions_table_has_the_evaluate_stage_columns(predictor, clips):
+def test_the_predictions_table_has_the_evaluate_stage_columns_and_a_note(predictor, clips):
     predictions = list(predictor.predict_paths(clips))
     table = predictions_table(predictions)
-    assert list(table.columns) == ["path", "predicted", "confidence", *(f"p_{e}" for e in EMOTIONS)]
+    assert list(table.columns) == ["path", "predicted", "confidence", *(f"p_{e}" for e in EMOTIONS), "note"]
+    assert list(table["note"]) == [""] * len(clips)
     assert list(table["path"]) == list(map(str, clips))
     probabilities = table[[f"p_{e}" for e in EMOTIONS]].to_numpy()
     np.testing.assert_array_equal(probabilities, [p.probabilities for p in predictions])

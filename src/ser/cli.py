@@ -4,7 +4,7 @@ A thin layer over ser.predict: parse the command line, run the Predictor, format
 (bad files, bad model, bad options) are one line on stderr, never a traceback; names holding control
 characters (a newline) are shown escaped, so each problem stays one line. torch, pandas and ser.predict are
 imported only once a command runs: parsing and --help answer at once.
-Exit status: 0 all files predicted (or silent), 1 some files failed, 2 no run (model, options, output).
+Exit status: 0 all files predicted (or not speech), 1 some files failed, 2 no run (model, options, output).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ PREDICT_OPTIONS = (
 )
 THREADS_PER_CORE = 4  # the most --threads allows: more only adds contention, and torch crashes far above it
 DEVICES = re.compile(r"cpu|cuda(:\d+)?|mps")  # what ser can run on (mps where torch is built with it)
-# the header of a table ser writes: path, [start_s,] predicted, confidence, p_<emotion>...
-HEADER = re.compile(r"path (start_s )?predicted confidence( p_\S+)+")
+# the header of a table ser writes: path, [start_s,] predicted, confidence, p_<emotion>..., note (older: no note)
+HEADER = re.compile(r"path (start_s )?predicted confidence( p_\S+)+( note)?")
 
 
 class UsageError(Exception):
@@ -63,7 +63,7 @@ def flat(text: str) -> str:
 
 
 def table_text(table: pd.DataFrame) -> str:
-    """Aligned columns for reading: text left, numbers right; silent files show '-' for their probabilities."""
+    """Aligned columns for reading: text left, numbers right; files not judged show '-' for their probabilities."""
     import pandas as pd
 
     cells = {column: [_cell(column, value) for value in table[column]] for column in table.columns}
@@ -92,9 +92,12 @@ def csv_text(table: pd.DataFrame) -> str:
 
 
 def json_text(table: pd.DataFrame) -> str:
-    """A list of row objects; NaN (silent files) as null."""
+    """A list of row objects; NaN (files not judged) and an empty note as null."""
     records = [
-        {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+        {
+            key: None if value == "" or (isinstance(value, float) and math.isnan(value)) else value
+            for key, value in row.items()
+        }
         for row in table.to_dict(orient="records")
     ]
     return json.dumps(records, indent=2) + "\n"
@@ -113,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Predict the emotion of each audio file (any rate, mono or stereo, any format libsndfile reads). "
             "Clips longer than the model's clip length are cut into overlapping windows whose probabilities "
-            "are averaged. One row per file on stdout (or --out); problems on stderr, one line per file. "
+            "are averaged. What is not speech (silent, too short, a click, a DC offset) gets no emotion: its row "
+            "says what it is. One row per file on stdout (or --out); problems on stderr, one line per file. "
             "A name starting with '-' goes after '--': ser predict -- -clip.wav. "
-            "Exit status: 0 all files predicted or silent, 1 some files failed, 2 the model or an option is unusable."
+            "Exit status: 0 all files predicted or not speech, 1 some files failed, 2 the model or an option is "
+            "unusable."
         ),
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files, or folders to search")
@@ -287,20 +292,20 @@ def run_predict(args: argparse.Namespace) -> int:
         check_out(args.out, args.paths, args.model, args.format, args.force)
     predictor = Predictor(args.model, device, options)
     predictions: list[Prediction] = []
-    failed = silent = 0
+    failed = silent = not_speech = 0
     for result in predictor.predict_paths(args.paths):
         if isinstance(result, Failure):
             failed += 1
             print(f"error: {shown(result.message)}", file=sys.stderr)
             continue
         predictions.append(result)
-        if result.silent:
-            silent += 1
-            print(
-                f"silent: {shown(result.path)}: peak {result.peak_dbfs:.1f} dBFS, below {predictor.silence_dbfs:.1f} "
-                "dBFS; no emotion predicted",
-                file=sys.stderr,
-            )
+        if result.unjudged is not None:
+            silent += result.silent
+            not_speech += not result.silent
+            reason, detail = result.unjudged.reason, result.unjudged.detail
+            print(f"{reason}: {shown(result.path)}: {detail}; no emotion predicted", file=sys.stderr)
+        elif result.over_full_scale:
+            print(f"warning: {shown(result.path)}: {result.note}", file=sys.stderr)
     table = predictions_table(predictions, per_window=args.per_window).round(DECIMALS)
     if "start_s" in table:
         table["start_s"] = table["start_s"].round(TIME_DECIMALS)
@@ -313,8 +318,11 @@ def run_predict(args: argparse.Namespace) -> int:
                 tmp.write_text(text)
         except OSError as error:
             raise UsageError(f"--out {shown(args.out)}: cannot write the output ({error.strerror or error})") from error
-    predicted = len(predictions) - silent
-    print(f"ser predict: {predicted} predicted, {failed} failed, {silent} silent", file=sys.stderr)
+    predicted = len(predictions) - silent - not_speech
+    print(
+        f"ser predict: {predicted} predicted, {failed} failed, {silent} silent, {not_speech} not speech",
+        file=sys.stderr,
+    )
     return EXIT_FILES_FAILED if failed else EXIT_OK
 
 

@@ -16,6 +16,12 @@ DEFAULT_MODEL = Path("data/models/1/model.pt")  # where `dvc repro` writes fold 
 class PredictOptions:
     overlap: Fraction = 0.5  # fraction of a window shared with the next, for clips longer than one window
     silence_dbfs: Dbfs | None = None  # a file or window whose peak is below this is not judged; None: the bundle's
+    # Not speech, so not judged either: a file shorter than min_duration_s, or a file or window with less than
+    # min_sound_s of sound (25 ms frames within sound_db of its loudest, after removing its mean: a lone click
+    # or a DC offset is not speech).
+    min_duration_s: PositiveFloat = 0.25
+    min_sound_s: PositiveFloat = 0.25
+    sound_db: PositiveFloat = 40.0
     batch_size: Positive = 64  # windows per forward pass
     workers: Positive = 1  # processes decoding files (ser.parallel.imap); 1: decode in this process
     stream_above_s: NonNegativeFloat = 60.0  # s; longer files are decoded block by block, never whole

@@ -6,6 +6,10 @@
 The front end comes from the bundle, so a file that fits one window gets exactly the melspec stage's
 features. Files longer than `stream_above_s` are read block by block, in constant memory. A file that cannot
 be used becomes a Failure naming it and the problem, and the files after it are still predicted.
+
+What is not speech is not judged, and says what it is instead of an emotion: a silent file or window, one too
+short, one with next to no sound (a click), one holding only a DC offset (`Unjudged`). A float file whose
+samples exceed full scale is judged as if scaled down to full scale, and flagged.
 """
 
 from __future__ import annotations
@@ -22,34 +26,85 @@ import torch
 from ser import audio
 from ser.bundle import Bundle, load_bundle
 from ser.corpora import EMOTIONS
-from ser.evaluation import probability_table
+from ser.evaluation import SILENT, probability_table
 from ser.options import PredictOptions
 from ser.parallel import imap
+
+TOO_SHORT, NO_SPEECH, DC_ONLY = "too short", "no speech", "DC only"  # besides SILENT: what is not judged
+SOUND_FRAME_S, SOUND_HOP_S = 0.025, 0.010  # frames in which sound is measured (sound_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unjudged:
+    """Why a file or window got no emotion."""
+
+    reason: str  # SILENT, TOO_SHORT, NO_SPEECH or DC_ONLY: the `predicted` value of its row
+    detail: str  # what was measured, against what limit
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+def sound_seconds(samples: np.ndarray, sample_rate: int, top_db: float) -> float:
+    """How long a signal (n,) sounds: its mean removed, the total duration of the SOUND_FRAME_S frames (every
+    SOUND_HOP_S) whose RMS lies within `top_db` of the loudest frame's. Relative to the signal's own loudest
+    frame, so the same at any gain."""
+    frame, hop = round(SOUND_FRAME_S * sample_rate), round(SOUND_HOP_S * sample_rate)
+    centred = samples.astype(np.float64) - samples.mean()
+    energy = np.concatenate([[0.0], np.cumsum(np.square(centred))])  # energy[i]: of the first i samples
+    starts = np.arange(0, max(1, len(centred) - frame + 1), hop)  # (n_frames,)
+    ends = np.minimum(starts + frame, len(centred))
+    rms_db = 10.0 * np.log10(np.maximum((energy[ends] - energy[starts]) / frame, 1e-20))
+    return float((rms_db > rms_db.max() - top_db).sum()) * hop / sample_rate
 
 
 @dataclasses.dataclass(frozen=True)
 class WindowPrediction:
     start_s: float  # where the window starts in the file
-    probabilities: tuple[float, ...] | None  # one per label; None: a silent window, not judged
+    probabilities: tuple[float, ...] | None  # one per label; None: not judged (see unjudged)
+    unjudged: Unjudged | None = None  # why there are no probabilities
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     path: Path
     labels: tuple[str, ...]  # the bundle's emotions, in output order
-    probabilities: tuple[float, ...] | None  # mean over the judged windows; None: the whole file is silent
+    probabilities: tuple[float, ...] | None  # mean over the judged windows; None: no window was judged
     windows: tuple[WindowPrediction, ...]  # one for a clip that fits a window
     duration_s: float  # of the decoded audio
     peak_dbfs: float  # loudest sample of the mono signal, dB re full scale (-inf for digital silence)
 
     @property
+    def unjudged(self) -> Unjudged | None:
+        """Why the file got no emotion (None if it did): its window's reason, or for a long file whose windows
+        were all left out, the first that is not silence (silence being the least surprising)."""
+        if self.probabilities is not None:
+            return None
+        reasons = [window.unjudged for window in self.windows if window.unjudged is not None]
+        return next((reason for reason in reasons if reason.reason != SILENT), reasons[0])
+
+    @property
     def silent(self) -> bool:
-        return self.probabilities is None
+        return self.unjudged is not None and self.unjudged.reason == SILENT
+
+    @property
+    def over_full_scale(self) -> bool:
+        """Samples beyond full scale (a float file): judged as if scaled down to full scale."""
+        return self.peak_dbfs > 0.0
+
+    @property
+    def note(self) -> str:
+        """Why no emotion, or that the file went over full scale; "" for a plain prediction."""
+        if self.unjudged is not None:
+            return str(self.unjudged)
+        if self.over_full_scale:
+            return f"over full scale: peak {self.peak_dbfs:+.1f} dBFS, judged as if scaled down to 0 dBFS"
+        return ""
 
     @property
     def predicted(self) -> str:
-        """The most probable emotion, or SILENT (ser.evaluation.probability_table's rule)."""
-        return self._row["predicted"]
+        """The most probable emotion, or why none was judged (Unjudged.reason)."""
+        return self._row["predicted"] if self.unjudged is None else self.unjudged.reason
 
     @property
     def confidence(self) -> float:
@@ -78,7 +133,8 @@ class Window:
     """One window of a file in the stream: its start and samples (n_samples,) prepared as in training."""
 
     start_s: float
-    samples: np.ndarray | None  # None: silent, not judged
+    samples: np.ndarray | None  # None: not judged
+    unjudged: Unjudged | None = None  # why not
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,11 +239,32 @@ class Predictor:
                 yield from self._cut(item, samples)
         next(decoded, None)  # run the pool (and its progress bar) to its end, so that it closes
 
+    def unjudged(self, samples: np.ndarray) -> Unjudged | None:
+        """Why a file or window (n,) is not speech to judge: silent, too short, no sound but a click, DC only."""
+        rate, options = self.frontend.audio.sample_rate, self.options
+        peak = audio.peak_dbfs(samples)
+        if peak < self.silence_dbfs:
+            return Unjudged(SILENT, f"peak {peak:.1f} dBFS, below {self.silence_dbfs:.1f} dBFS")
+        if len(samples) < round(options.min_duration_s * rate):
+            return Unjudged(TOO_SHORT, f"{len(samples) / rate:.3f} s, under {options.min_duration_s:g} s")
+        varying = audio.peak_dbfs(samples - samples.mean())
+        if varying < self.silence_dbfs:
+            offset = f"a constant offset of {samples.mean():+.4f} of full scale"
+            return Unjudged(DC_ONLY, f"{offset}, and nothing else above {self.silence_dbfs:.1f} dBFS")
+        sound = sound_seconds(samples, rate, options.sound_db)
+        if sound < options.min_sound_s:
+            return Unjudged(NO_SPEECH, f"{sound:.2f} s of sound, under {options.min_sound_s:g} s")
+        return None
+
     def _window(self, start: int, samples: np.ndarray) -> Window:
-        """A window as training prepares a clip (silence trimmed, padded to the clip length), or silent."""
+        """A window as training prepares a clip (silence trimmed, padded to the clip length), or why it is not
+        judged. A window beyond full scale is scaled down to full scale first."""
         clip = self.frontend.audio
-        silent = audio.peak_dbfs(samples) < self.silence_dbfs
-        return Window(start / clip.sample_rate, None if silent else audio.prepare(samples, clip))
+        peak = float(np.abs(samples).max()) if samples.size else 0.0
+        if peak > 1.0:
+            samples = samples / peak
+        unjudged = self.unjudged(samples)
+        return Window(start / clip.sample_rate, None if unjudged else audio.prepare(samples, clip), unjudged)
 
     def _cut(self, path: Path, samples: np.ndarray) -> Iterator[Item]:
         """A decoded file (n,) as windows: one, `prepare`d exactly as in training, if it fits one after silence
@@ -246,7 +323,7 @@ class Predictor:
         for item, probabilities in scored:
             if isinstance(item, Window):
                 as_tuple = None if probabilities is None else tuple(float(p) for p in probabilities)
-                windows.append(WindowPrediction(item.start_s, as_tuple))
+                windows.append(WindowPrediction(item.start_s, as_tuple, item.unjudged))
                 continue
             if isinstance(item, Failure):
                 yield item
@@ -258,21 +335,32 @@ class Predictor:
 
 
 def predictions_table(predictions: Iterable[Prediction], per_window: bool = False) -> pd.DataFrame:
-    """One row per file (or per window): path, [start_s,] then ser.evaluation.probability_table's columns
-    (predicted, confidence, p_<emotion>), as the evaluate stage writes them. Silent files and windows have
-    predicted SILENT and NaN probabilities."""
+    """One row per file (or per window): path, [start_s,] ser.evaluation.probability_table's columns (predicted,
+    confidence, p_<emotion>), as the evaluate stage writes them, then a note. Files and windows not judged have
+    predicted set to why (Unjudged.reason), NaN probabilities, and what was measured in the note; a file over
+    full scale says so in its note."""
     predictions = list(predictions)
     labels = predictions[0].labels if predictions else EMOTIONS  # the columns of an empty table
-    keys, rows = [], []
+    keys, rows, unjudged, notes = [], [], [], []
     for prediction in predictions:
         entries = (
-            [(w.start_s, w.probabilities) for w in prediction.windows]
+            [
+                (w.start_s, w.probabilities, w.unjudged, "" if w.unjudged is None else str(w.unjudged))
+                for w in prediction.windows
+            ]
             if per_window
-            else [(None, prediction.probabilities)]
+            else [(None, prediction.probabilities, prediction.unjudged, prediction.note)]
         )
-        for start_s, probabilities in entries:
+        for start_s, probabilities, why, note in entries:
             keys.append({"path": str(prediction.path), **({"start_s": start_s} if per_window else {})})
             rows.append(np.full(len(labels), np.nan) if probabilities is None else probabilities)
+            unjudged.append(None if why is None else why.reason)
+            notes.append(note)
     columns = ["path", *(["start_s"] if per_window else [])]
-    keys_table = pd.DataFrame(keys, columns=columns)
-    return pd.concat([keys_table, probability_table(np.array(rows, dtype=float), labels)], axis=1)
+    table = pd.concat(
+        [pd.DataFrame(keys, columns=columns), probability_table(np.array(rows, dtype=float), labels)], axis=1
+    )
+    reasons = pd.Series(unjudged, dtype=object)
+    table["predicted"] = reasons.where(reasons.notna(), table["predicted"])
+    table["note"] = pd.Series(notes, dtype=object)
+    return table
