@@ -1,7 +1,9 @@
 """The audio front end: known answers for the log-mel spectrogram, and decoding of good and bad files."""
 
 import dataclasses
+import errno
 import math
+import os
 
 import librosa
 import miniaudio
@@ -274,8 +276,41 @@ def test_find_audio_is_recursive_sorted_and_skips_hidden_and_other_files(tmp_pat
     assert names == ["a/deep/three.ogg", "a/two.FLAC", "b/one.wav", "c/four.aiff", "five.wav"]
 
 
+def test_find_audio_follows_links_to_folders_once_and_lists_broken_links(tmp_path, write_tone):
+    clips, search = tmp_path / "clips", tmp_path / "search"
+    write_tone(clips / "one.wav", 300.0)
+    write_tone(clips / "deep" / "two.wav", 300.0)
+    write_tone(search / "own.wav", 300.0)
+    (search / "linked").symlink_to(clips, target_is_directory=True)  # rglob would skip what is below it
+    (search / "again").symlink_to(clips, target_is_directory=True)  # the same folder twice: searched once
+    (search / "loop").symlink_to(search, target_is_directory=True)  # a loop: the search still ends
+    (search / "gone.wav").symlink_to(tmp_path / "missing.wav")  # broken: listed, so decoding names it
+    names = [p.relative_to(search).as_posix() for p in find_audio(search)]
+    assert names == ["again/deep/two.wav", "again/one.wav", "gone.wav", "own.wav"]
+    with pytest.raises(AudioError, match=r"gone\.wav: no such file"):
+        load_audio(search / "gone.wav", SR)
+    assert find_audio(tmp_path / "nowhere") == []
+
+
 def test_peak_dbfs_known_answers():
     assert peak_dbfs(np.array([0.0, -0.5, 0.25], np.float32)) == pytest.approx(-6.0206, abs=1e-4)
     assert peak_dbfs(np.ones(3, np.float32)) == 0.0
     assert peak_dbfs(np.zeros(3, np.float32)) == -math.inf
     assert peak_dbfs(np.zeros(0, np.float32)) == -math.inf
+
+
+def test_a_file_this_user_may_not_read_is_named_with_the_reason(tmp_path, write_tone, monkeypatch):
+    path = tmp_path / "locked.wav"
+    write_tone(path, 300.0)
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads it anyway: let the operating system refuse as it would anyone else
+        real_open = os.open
+
+        def refuse(name, *args, **kwargs):
+            if os.fspath(name) == os.fspath(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(name))
+            return real_open(name, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(AudioError, match=r"locked\.wav: permission denied: this user cannot read the file"):
+        load_audio(path, SR)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ser import fetch
 from ser.corpora import MANIFEST_COLUMNS
 from ser.fetch import (
     ChecksumError,
@@ -288,6 +289,38 @@ def test_safe_extract_refuses_unsafe_members_and_writes_nothing(tmp_path, add_ev
 
     assert listing(tmp_path, dir_mtimes=False) == before  # the old target intact, no temp folder, nothing outside
     assert not list(tmp_path.rglob("evil.txt")) and not list(tmp_path.rglob("first.txt"))
+
+
+def test_safe_extract_refuses_a_member_named_twice(tmp_path):
+    archive = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Actor_01/a.wav", "first")
+        with pytest.warns(UserWarning, match="Duplicate name"):  # zipfile writes it, and warns
+            zf.writestr("Actor_01/a.wav", "second")
+    target = tmp_path / "target"
+    with pytest.raises(UnsafeArchiveError, match=r"'Actor_01/a\.wav' and 'Actor_01/a\.wav' land on the same path"):
+        safe_extract(archive, target)
+    assert not target.exists() and os.listdir(tmp_path) == ["twice.zip"]
+
+
+def test_safe_extract_refuses_an_archive_beyond_its_limits_before_writing(tmp_path, monkeypatch):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for index in range(5):
+            zf.writestr(f"zeros/{index}.wav", bytes(1 << 20))  # 1 MiB each, a few kB compressed
+    assert archive.stat().st_size < 50_000
+    target = tmp_path / "target"
+    monkeypatch.setattr(fetch, "ARCHIVE_MAX_BYTES", 4 << 20)
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.zip: would extract 5 MiB, more than the 4 MiB"):
+        safe_extract(archive, target)
+    monkeypatch.setattr(fetch, "ARCHIVE_MAX_BYTES", 5 << 20)
+    monkeypatch.setattr(fetch, "ARCHIVE_MAX_MEMBERS", 4)
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.zip: 5 members, more than the 4"):
+        safe_extract(archive, target)
+    assert not target.exists() and os.listdir(tmp_path) == ["bomb.zip"]
+    monkeypatch.setattr(fetch, "ARCHIVE_MAX_MEMBERS", 5)  # at the limits: extracted
+    safe_extract(archive, target)
+    assert sorted(p.name for p in (target / "zeros").iterdir()) == [f"{index}.wav" for index in range(5)]
 
 
 def test_safe_extract_refuses_unsafe_members_into_a_new_target(tmp_path):

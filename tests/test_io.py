@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -133,3 +136,30 @@ def test_write_csv_round_trip(tmp_path):
     write_csv(table.iloc[:1], target)
     assert len(pd.read_csv(target)) == 1
     assert os.listdir(tmp_path) == ["manifest.csv"]
+
+
+def test_a_write_removes_the_temporaries_a_killed_run_left_and_keeps_those_of_running_ones(tmp_path):
+    target = tmp_path / "augmented"
+    script = (
+        "import sys, time\n"
+        "from ser.io import atomic_path\n"
+        "with atomic_path(sys.argv[1], directory=True) as tmp:\n"
+        "    (tmp / 'half.flac').write_bytes(b'x' * 1000)\n"
+        "    print(tmp, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True)
+    left = Path(writer.stdout.readline().strip())
+    writer.kill()  # kill -9 in the middle: its temporary stays
+    writer.wait()
+    assert left.parent == tmp_path and (left / "half.flac").is_file()
+    older = tmp_path / ".augmented.k2j4x9q1.tmp"  # an earlier version's name, without the process id
+    older.mkdir()
+    running = tmp_path / f".augmented.{os.getpid()}.abc123.tmp"  # a writer that is still at work
+    running.mkdir()
+    neighbour = tmp_path / f".augmented.csv.{os.getpid() + 1}.abc123.tmp"  # another target's
+    neighbour.write_text("")
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "whole.flac").write_bytes(b"y")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["augmented", running.name, neighbour.name])
+    assert [path.name for path in target.iterdir()] == ["whole.flac"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -273,3 +275,43 @@ def test_from_dict_builds_nested_dataclasses_and_names_where_it_failed():
         from_dict(FetchParams, "http://x", "test", ("fetch", "ravdess"))
     with pytest.raises(ParamsError, match=r"^test: fetch\.ravdess: 'http://x' is not allowed"):
         from_dict(FetchParams, {**raw, "ravdess": "http://x", "limit_per_corpus": None}, "test", ("fetch",))
+
+
+# The cases, each with what its one line must say: the key, the value and what is allowed.
+BAD_VALUES = {
+    "model.size": ("7M", "model.size: '7M' is not a preset; known: tiny, "),
+    "train.epochs": (-1, "train.epochs: -1 is not allowed (input should be greater than or equal to 1)"),
+    "train.lr": ("abc", "train.lr: 'abc' is not allowed (input should be a valid number"),
+    "split.fold": (7, "split.fold is now cv.folds (a list of folds): rename it"),
+    "audio.sample_rate": (0, "audio.sample_rate: 0 is not allowed (input should be greater than or equal to 1)"),
+    "train.batch_size": (0, "train.batch_size: 0 is not allowed (input should be greater than or equal to 2)"),
+    "split.bogus_key": (3, "split.bogus_key: unknown key"),
+    "trian.epochs": (3, "trian: unknown key"),
+    "train.corpora": (["ravdess", "iemocap"], "train.corpora: ['iemocap'] are not corpora"),
+}
+
+
+@pytest.mark.parametrize("key", BAD_VALUES)
+def test_the_check_stage_refuses_each_bad_value_in_one_line_without_a_traceback(edited, key):
+    value, expected = BAD_VALUES[key]
+
+    def change(raw: dict) -> None:
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = value
+
+    path = edited(change)
+    check = Path(__file__).parents[1] / "src" / "stages" / "check.py"
+    result = subprocess.run(
+        [sys.executable, str(check), "--params", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.startswith(f"check: error: {path}: ") and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+
+
+def test_the_check_stage_passes_the_repository_params():
+    check = Path(__file__).parents[1] / "src" / "stages" / "check.py"
+    result = subprocess.run(
+        [sys.executable, str(check), "--params", str(REPO_PARAMS)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and result.stderr == "" and "every key known and allowed" in result.stdout

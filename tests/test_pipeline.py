@@ -323,6 +323,24 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     assert "params.yaml: train.l2 is now train.weight_decay: rename it" in renamed.stdout + renamed.stderr
 
 
+@pytest.mark.slow
+def test_a_bad_params_file_stops_every_repro_in_one_line_before_any_stage_works(project):
+    root, env = project
+    run(["git", "checkout", "--", "params.yaml"], root, env)  # as committed: an experiment above may have left it
+    run(["dvc", "repro"], root, env)  # up to date to start with
+    original = (root / "params.yaml").read_text()
+    set_params(root, **{"split.bogus_key": 3, "train.lr": "abc"})
+    for _ in range(2):  # on every run, not only the first after params.yaml changed
+        result = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "check: error: params.yaml: split.bogus_key: unknown key; train.lr: 'abc' is not allowed" in output
+        assert "Traceback" not in output and output.count("Running stage") == 1  # the check, and nothing after it
+    (root / "params.yaml").write_text(original)
+    run(["dvc", "repro"], root, env)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], root, env)
+
+
 def test_the_readme_results_table_is_the_committed_metrics():
     results = json.loads((REPO / "metrics" / "folds" / "1" / "evaluate.json").read_text())
     readme = (REPO / "README.md").read_text()

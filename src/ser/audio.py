@@ -10,6 +10,7 @@ one rule for what counts as a usable file, one message for each kind of fault.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import stat
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ import soundfile as sf
 import soxr
 import torch
 
+from ser.errors import UserError
 from ser.params import AudioParams, MelspecParams, from_dict, section
 
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db's default
@@ -77,7 +79,7 @@ class FrontEndConfig:
         return from_dict(cls, raw, where)
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """A file (or signal) that cannot be used as audio: `path: problem`, one line."""
 
     def __init__(self, path: str | Path, problem: str):
@@ -95,16 +97,33 @@ def audio_extensions() -> frozenset[str]:
 
 
 def find_audio(folder: Path) -> list[Path]:
-    """The audio files below `folder`, recursively, sorted; names starting with "." (and what is below them)
-    are skipped."""
+    """The audio files below `folder`, recursively and through links to folders, sorted; names starting with
+    "." (and what is below them) are skipped.
+
+    Each folder is searched once, under its first path in sorted order, so a link loop ends and a folder linked
+    twice is not counted twice. Anything with an audio extension that is not a folder is listed, also a broken
+    link or a FIFO: decoding names what is wrong with it, rather than the search dropping it unseen. A folder
+    that cannot be listed is an AudioError naming it; a missing `folder` holds nothing.
+    """
+    if not folder.is_dir():
+        return []
     extensions = audio_extensions()
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix.lower() in extensions
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        and path.is_file()
-    )
+    found, searched = [], set()
+
+    def unreadable(error: OSError) -> None:
+        raise AudioError(error.filename, f"cannot search this folder ({error.strerror or error})")
+
+    for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        status = os.stat(root)
+        if (status.st_dev, status.st_ino) in searched:  # reached again through a link
+            folders.clear()
+            continue
+        searched.add((status.st_dev, status.st_ino))
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        found += [
+            Path(root, name) for name in files if not name.startswith(".") and Path(name).suffix.lower() in extensions
+        ]
+    return sorted(found)
 
 
 # ------------------------------------------------------------------------------------- decoding and checks
@@ -130,8 +149,8 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     """The header of an audio file, after checking that it is a readable, complete file with samples: the
     first thing every reader does.
 
-    Raises AudioError naming the file for a missing, non-regular, empty, unreadable, truncated (WAV) or
-    sample-less file.
+    Raises AudioError naming the file for a missing, non-regular, empty, unopenable (permissions), unreadable,
+    truncated (WAV) or sample-less file.
     """
     path = Path(path)
     try:
@@ -146,6 +165,12 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
         raise AudioError(path, "not a regular file")
     if status.st_size == 0:
         raise AudioError(path, "the file is empty (0 bytes)")
+    try:  # libsndfile would say only "System error."
+        os.close(os.open(path, os.O_RDONLY))
+    except PermissionError:
+        raise AudioError(path, "permission denied: this user cannot read the file; check its permissions") from None
+    except OSError as error:
+        raise AudioError(path, f"cannot open the file ({error.strerror or error})") from None
     try:
         info = sf.info(str(path))
     except SOUNDFILE_ERRORS as error:

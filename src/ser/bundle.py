@@ -11,6 +11,7 @@ import torch
 
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
+from ser.errors import UserError
 from ser.io import atomic_path
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import ParamsError
@@ -19,7 +20,7 @@ FORMAT = "ser-model"
 FORMAT_VERSION = 3  # bump when the bundle's layout or the model's code changes incompatibly
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A model file that cannot be used: missing, corrupt, or from an incompatible version."""
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ser.audio import AudioError, decode, find_audio, mono, peak_dbfs
+from ser.errors import UserError
 
 # The project's label set, in the order of the model's outputs.
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -79,7 +80,7 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 
 
-class LabelError(ValueError):
+class LabelError(UserError, ValueError):
     """A file name that does not follow its corpus's naming scheme."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser.errors import UserError
 from ser.io import read_table
 
 METRICS: tuple[str, ...] = ("ua", "wa", "macro_f1")
@@ -16,7 +17,7 @@ NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
 TABLES: tuple[str, ...] = ("predictions.csv", "training.csv")  # what each fold's stages write to its plots folder
 
 
-class FoldMissingError(FileNotFoundError):
+class FoldMissingError(UserError, FileNotFoundError):
     """A fold listed in cv.folds whose results are not there."""
 
 

@@ -19,17 +19,23 @@ from tqdm import tqdm
 
 from ser.audio import find_audio
 from ser.corpora import CORPORA, ManifestReport, build_manifest, evenly_spaced
+from ser.errors import UserError
 from ser.io import atomic_path, write_csv
 from ser.params import FetchParams, LfsSourceParams, SourceParams
 
 MIRROR_ENV = "SER_DATA_MIRROR"  # names a folder holding one folder per corpus, used instead of the network
 CHUNK_BYTES = 1 << 20
 LFS_DOWNLOADS = 8  # files fetched at once from an LFS store: small files, so latency, not bandwidth, limits
+# What one corpus archive may extract to, far above any corpus's: more, or a member named twice, is refused
+# before anything is written (a decompression bomb, or not the archive it should be). zipfile never extracts a
+# member beyond the size its header declares, so the declared sizes bound what is written.
+ARCHIVE_MAX_MEMBERS = 100_000
+ARCHIVE_MAX_BYTES = 64 << 30
 # A Git LFS pointer file (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md), as committed to git.
 LFS_POINTER = re.compile(r"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n?")
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A download or archive that cannot be used; the message says which and what to do."""
 
 
@@ -233,13 +239,36 @@ def _member_target(target: Path, info: zipfile.ZipInfo) -> Path:
     return resolved
 
 
+def check_members(archive: Path, members: list[zipfile.ZipInfo], target: Path) -> None:
+    """UnsafeArchiveError unless every member lands inside `target` (_member_target), no two land on the same
+    path, and there are at most ARCHIVE_MAX_MEMBERS of them declaring at most ARCHIVE_MAX_BYTES in all."""
+    if len(members) > ARCHIVE_MAX_MEMBERS:
+        raise UnsafeArchiveError(
+            f"{archive}: {len(members)} members, more than the {ARCHIVE_MAX_MEMBERS} a corpus archive may hold; "
+            "refusing (delete it and fetch again)"
+        )
+    total = sum(info.file_size for info in members)
+    if total > ARCHIVE_MAX_BYTES:
+        raise UnsafeArchiveError(
+            f"{archive}: would extract {total / 2**20:,.0f} MiB, more than the {ARCHIVE_MAX_BYTES / 2**20:,.0f} MiB "
+            "a corpus archive may; refusing (a decompression bomb?)"
+        )
+    landed: dict[Path, str] = {}
+    for info in members:
+        path = _member_target(target, info)
+        if path in landed:
+            raise UnsafeArchiveError(
+                f"{archive}: members {landed[path]!r} and {info.filename!r} land on the same path; refusing"
+            )
+        landed[path] = info.filename
+
+
 def safe_extract(archive: Path, target: Path) -> None:
     """Extract a zip archive into the folder `target` (replaced whole), after checking every member."""
     try:
         with zipfile.ZipFile(archive) as zf, atomic_path(target, directory=True) as tmp:
             members = zf.infolist()
-            for info in members:
-                _member_target(tmp, info)  # check all before writing any
+            check_members(archive, members, tmp)  # all before writing any
             for info in tqdm(members, desc=f"fetch: extracting {archive.name}", unit="file"):
                 zf.extract(info, tmp)
     except zipfile.BadZipFile as error:

@@ -14,6 +14,8 @@ import yaml
 from pydantic import AfterValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
 
+from ser.errors import UserError
+
 T = TypeVar("T")
 
 # YAML gives ints, floats, strings and bools: no silent conversion between them, except an int for a float.
@@ -39,7 +41,7 @@ RETIRED: dict[str, str] = {
 Fold = Annotated[Int, Field(ge=1, le=6)]  # one of the six speaker-independent folds
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params file that is missing, malformed, or has an unknown, missing, mistyped or out-of-range key."""
 
 

@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 
 from ser.corpora import CORPORA, N_FOLDS
+from ser.errors import UserError
 from ser.params import SplitParams
 
 ROLES: tuple[str, ...] = ("train", "val", "test")
 FOLDS: tuple[int, ...] = tuple(range(1, N_FOLDS + 1))
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     pass
 
 

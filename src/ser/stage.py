@@ -1,10 +1,16 @@
-"""What every stage script shares: a command line of named paths (given by dvc.yaml's cmd)."""
+"""What every stage script shares: a command line of named paths (given by dvc.yaml's cmd), and how it ends
+on a problem with its inputs: one line, no traceback."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from ser.errors import UserError
+
+EXIT_USER_ERROR = 2
 
 
 def stage_args(
@@ -22,3 +28,14 @@ def stage_args(
     for name in paths:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True, metavar="PATH")
     return parser.parse_args(argv)
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a stage script's main(). A UserError (params.yaml, a file, a download: ser.errors) ends it with its
+    one line on stderr, `<stage>: error: ...`, and exit status 2, which DVC reports as the stage failing; any
+    other exception is a bug and keeps its traceback."""
+    try:
+        main()
+    except UserError as error:
+        print(f"{Path(sys.argv[0]).stem}: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

@@ -4,7 +4,7 @@ from ser.augment import augment_training_set
 from ser.io import read_table
 from ser.parallel import available_cores
 from ser.params import AudioParams, AugmentParams, load_section
-from ser.stage import stage_args
+from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
@@ -18,4 +18,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

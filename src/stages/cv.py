@@ -7,7 +7,7 @@ from ser.evaluation import confusion_by_corpus
 from ser.io import write_csv, write_json
 from ser.params import CvParams, load_section
 from ser.plots import confusion_matrices
-from ser.stage import stage_args
+from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
@@ -24,4 +24,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,7 +9,7 @@ from ser.evaluation import confusion_by_corpus, predict_proba, probability_table
 from ser.features import load_fold
 from ser.io import read_table, write_csv, write_json
 from ser.plots import confusion_matrices
-from ser.stage import stage_args
+from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
@@ -36,4 +36,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

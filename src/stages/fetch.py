@@ -4,7 +4,7 @@ every usable clip in the manifest; clips left out are reported by name."""
 from ser.fetch import fetch_corpora, mirror_from_env
 from ser.io import write_json
 from ser.params import AudioParams, FetchParams, load_section
-from ser.stage import stage_args
+from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
@@ -17,4 +17,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -7,7 +7,7 @@ from ser.io import read_table
 from ser.parallel import available_cores
 from ser.params import AudioParams, MelspecParams, load_section
 from ser.plots import spectrogram_examples
-from ser.stage import stage_args
+from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
@@ -31,4 +31,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -4,7 +4,7 @@ from ser.corpora import CORPORA
 from ser.io import read_table, write_csv, write_json
 from ser.params import SplitParams, load_section
 from ser.splitting import FOLDS, assign_roles, split_summary, tested_groups
-from ser.stage import stage_args
+from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
@@ -30,4 +30,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

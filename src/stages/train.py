@@ -5,29 +5,24 @@ corpora, and save them as one self-contained bundle (weights, model config, labe
 import dataclasses
 
 from ser.bundle import save_bundle
-from ser.corpora import CORPORA, EMOTIONS
+from ser.corpora import EMOTIONS
 from ser.device import pick_device
 from ser.features import load_frontend, load_training_data
 from ser.io import read_table, write_csv, write_json
 from ser.model import ModelConfig, count_parameters
 from ser.params import ModelParams, ParamsError, TrainParams, load_section
 from ser.plots import training_curves
-from ser.stage import stage_args
-from ser.train import train_ensemble
+from ser.stage import run, stage_args
+from ser.train import check_choices, train_ensemble
 
 
 def main(argv=None) -> None:
     args = stage_args(__doc__, ["features", "split", "model", "history", "curves", "metrics"], argv, fold=True)
     model_params = load_section(args.params, "model", ModelParams)
     params = load_section(args.params, "train", TrainParams)
-    unknown = [corpus for corpus in params.corpora if corpus not in CORPORA]
-    if unknown:
-        raise ParamsError(f"{args.params}: train.corpora: {unknown} are not corpora; known: {list(CORPORA)}")
+    check_choices(model_params, params, str(args.params))
     frontend = load_frontend(args.features)
-    try:
-        config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
-    except ValueError as error:
-        raise ParamsError(f"{args.params}: {error}") from None
+    config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     split = read_table(args.split)
     try:
         train, val = load_training_data(args.features, split, args.fold, params.corpora)
@@ -61,4 +56,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
