@@ -285,9 +285,11 @@ def test_find_audio_follows_links_to_folders_once_and_lists_broken_links(tmp_pat
     (search / "again").symlink_to(clips, target_is_directory=True)  # the same folder twice: searched once
     (search / "loop").symlink_to(search, target_is_directory=True)  # a loop: the search still ends
     (search / "gone.wav").symlink_to(tmp_path / "missing.wav")  # broken: listed, so decoding names it
+    write_tone(search / "zreal" / "three.wav", 300.0)
+    (search / "alink").symlink_to(search / "zreal", target_is_directory=True)  # sorts first, but the real path wins
     names = [p.relative_to(search).as_posix() for p in find_audio(search)]
-    assert names == ["again/deep/two.wav", "again/one.wav", "gone.wav", "own.wav"]
-    with pytest.raises(AudioError, match=r"gone\.wav: no such file"):
+    assert names == ["again/deep/two.wav", "again/one.wav", "gone.wav", "own.wav", "zreal/three.wav"]
+    with pytest.raises(AudioError, match=r"gone\.wav: a broken link \(to .*missing\.wav\): no such file"):
         load_audio(search / "gone.wav", SR)
     assert find_audio(tmp_path / "nowhere") == []
 

@@ -291,6 +291,16 @@ def test_safe_extract_refuses_unsafe_members_and_writes_nothing(tmp_path, add_ev
     assert not list(tmp_path.rglob("evil.txt")) and not list(tmp_path.rglob("first.txt"))
 
 
+def test_a_broken_link_in_the_mirror_is_named_not_skipped(tmp_path, write_tone):
+    actor = tmp_path / "mirror" / "ravdess" / "Actor_01"
+    write_tone(actor / "03-01-01-01-01-01-01.wav", 300.0)
+    (actor / "03-01-01-01-01-02-01.wav").symlink_to(tmp_path / "gone.wav")
+    target = tmp_path / "raw" / "ravdess"
+    with pytest.raises(FetchError, match=r"03-01-01-01-01-02-01\.wav: cannot copy it \(a broken link\)"):
+        copy_from_mirror(tmp_path / "mirror", "ravdess", target, None)
+    assert not target.exists() and os.listdir(target.parent) == []
+
+
 def test_safe_extract_refuses_a_member_named_twice(tmp_path):
     archive = tmp_path / "twice.zip"
     with zipfile.ZipFile(archive, "w") as zf:

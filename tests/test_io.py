@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ser.io import atomic_path, write_csv, write_json
+from ser.io import HOST, atomic_path, write_csv, write_json
 
 
 def test_atomic_file_replaces_the_target_only_when_the_block_succeeds(tmp_path):
@@ -155,11 +155,17 @@ def test_a_write_removes_the_temporaries_a_killed_run_left_and_keeps_those_of_ru
     assert left.parent == tmp_path and (left / "half.flac").is_file()
     older = tmp_path / ".augmented.k2j4x9q1.tmp"  # an earlier version's name, without the process id
     older.mkdir()
-    running = tmp_path / f".augmented.{os.getpid()}.abc123.tmp"  # a writer that is still at work
+    running = tmp_path / f".augmented.{HOST}-{os.getpid()}.abc123.tmp"  # a writer that is still at work
     running.mkdir()
-    neighbour = tmp_path / f".augmented.csv.{os.getpid() + 1}.abc123.tmp"  # another target's
+    elsewhere = tmp_path / f".augmented.{HOST}x-{writer.pid}.abc123.tmp"  # another machine's: cannot be checked
+    elsewhere.mkdir()
+    neighbour = tmp_path / f".augmented.csv.{HOST}-{writer.pid}.abc123.tmp"  # another target's, itself stale
     neighbour.write_text("")
     with atomic_path(target, directory=True) as tmp:
         (tmp / "whole.flac").write_bytes(b"y")
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["augmented", running.name, neighbour.name])
+    kept = ["augmented", running.name, elsewhere.name, neighbour.name]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)
     assert [path.name for path in target.iterdir()] == ["whole.flac"]
+    with atomic_path(tmp_path / "augmented.csv") as tmp:
+        tmp.write_text("done")
+    assert not neighbour.exists()  # removed when its own target is written

@@ -301,17 +301,25 @@ def test_the_check_stage_refuses_each_bad_value_in_one_line_without_a_traceback(
 
     path = edited(change)
     check = Path(__file__).parents[1] / "src" / "stages" / "check.py"
+    ok = path.parent / "params.ok"
     result = subprocess.run(
-        [sys.executable, str(check), "--params", str(path)], capture_output=True, text=True, timeout=120
+        [sys.executable, str(check), "--params", str(path), "--ok", str(ok)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.returncode == 2 and result.stdout == "" and not ok.exists(), result.stderr
     assert result.stderr.startswith(f"check: error: {path}: ") and result.stderr.count("\n") == 1, result.stderr
     assert expected in result.stderr
 
 
-def test_the_check_stage_passes_the_repository_params():
+def test_the_check_stage_passes_the_repository_params_and_always_writes_the_same_bytes(tmp_path, edited):
     check = Path(__file__).parents[1] / "src" / "stages" / "check.py"
-    result = subprocess.run(
-        [sys.executable, str(check), "--params", str(REPO_PARAMS)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0 and result.stderr == "" and "every key known and allowed" in result.stdout
+    written = []
+    for params in (REPO_PARAMS, edited(lambda raw: raw["train"].update(lr=0.5))):  # another valid value
+        ok = tmp_path / f"{len(written)}.ok"
+        command = [sys.executable, str(check), "--params", str(params), "--ok", str(ok)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stderr == "" and "every key known and allowed" in result.stdout
+        written.append(ok.read_bytes())
+    assert written[0] == written[1]  # so fetch, which depends on it, does not rerun when a param changes

@@ -1,8 +1,11 @@
 """Prediction: windows, streaming, features equal to the melspec stage's, any rate or channels, bad input."""
 
 import dataclasses
+import errno
 import math
+import os
 import re
+import shutil
 import tracemalloc
 
 import numpy as np
@@ -26,6 +29,7 @@ from ser.predict import (
     Prediction,
     PredictOptions,
     Predictor,
+    Window,
     find_files,
     predictions_table,
 )
@@ -190,9 +194,13 @@ def test_no_real_clip_is_taken_for_non_speech_even_20_db_quieter(predictor, mirr
     for gain_db in (0.0, -20.0, -30.0):
         flagged = {}
         for path in files:
-            why = predictor.unjudged(load_audio(path, SR) * np.float32(10 ** (gain_db / 20)))
-            if why is not None and why.reason != SILENT:  # silence is a level, the bundle's: not judged here
-                flagged[path.name] = str(why)
+            samples = load_audio(path, SR) * np.float32(10 ** (gain_db / 20))
+            windows = [
+                item for item in predictor._cut(path, samples, False) if isinstance(item, Window)
+            ]  # as predicted
+            for window in windows:
+                if window.unjudged is not None and window.unjudged.reason != SILENT:  # silence: the bundle's level
+                    flagged[f"{path.name} at {window.start_s} s"] = str(window.unjudged)
         assert flagged == {}, gain_db
 
 
@@ -209,6 +217,51 @@ def test_samples_over_full_scale_are_flagged_and_do_not_decide_the_answer(predic
         assert loud.note.startswith(f"over full scale: peak +{20 * math.log10(gain):.1f} dBFS")
         np.testing.assert_allclose(loud.probabilities, reference.probabilities, atol=EXACT)
         assert predictions_table([loud])["note"][0] == loud.note
+
+
+def test_a_clipped_integer_file_resampled_is_not_taken_for_over_full_scale(predictor, clips, tmp_path):
+    speech = soxr.resample(load_audio(clips[1], SR), SR, 48000, quality="HQ")
+    clipped = np.clip(8.0 * speech / np.abs(speech).max(), -1.0, 1.0)  # hard clipping at full scale
+    path = tmp_path / "clipped_48k.wav"
+    sf.write(path, clipped, 48000, subtype="PCM_16")
+    prediction = predictor.predict_file(path)
+    assert prediction.peak_dbfs > 0.0  # the resampler overshoots full scale: the recording itself does not
+    assert not prediction.over_full_scale and prediction.note == ""
+    (window,) = windows_of(predictor, path)
+    np.testing.assert_array_equal(window, prepare(load_audio(path, SR), predictor.frontend.audio))  # not scaled
+
+
+def test_in_a_long_file_only_the_windows_over_full_scale_are_scaled_and_noted(predictor, long_signal):
+    loud = long_signal.copy()
+    loud[: 3 * SR] *= 8.0 / np.abs(loud[: 3 * SR]).max()  # the first window at +18 dBFS
+    plain, scaled = (predictor.predict_samples(signal, SR) for signal in (long_signal, loud))
+    assert scaled.over_full_scale and scaled.note.startswith("over full scale: peak +18.1 dBFS")
+    notes = [window.note for window in scaled.windows]
+    assert notes[0].startswith("over full scale: peak +18.1 dBFS, scaled down") and notes[1].startswith("over full")
+    assert notes[2:] == [window.note for window in plain.windows[2:]]  # from 3 s on, as they were (some silent)
+    assert not any("over full scale" in note for note in notes[2:])
+    for a, b in zip(plain.windows[2:], scaled.windows[2:], strict=True):
+        assert a.probabilities == b.probabilities
+    table = predictions_table([scaled], per_window=True)
+    assert list(table["note"]) == notes
+
+
+def test_a_folder_that_cannot_be_searched_fails_and_the_rest_is_predicted(predictor, clips, tmp_path, monkeypatch):
+    shutil.copy(clips[0], tmp_path / "good.flac")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(clips[1], locked / "hidden_from_us.flac")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == os.fspath(locked):  # as for a user without permission (root reads anything)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    results = list(predictor.predict_paths([tmp_path]))
+    assert isinstance(results[0], Prediction) and results[0].path == tmp_path / "good.flac"
+    assert results[1] == Failure(locked, "cannot search this folder (Permission denied)")
 
 
 @pytest.mark.parametrize("rate", [SR, 44100])

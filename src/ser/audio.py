@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import miniaudio
@@ -96,30 +96,36 @@ def audio_extensions() -> frozenset[str]:
     return frozenset(ext for name, extensions in FORMAT_EXTENSIONS.items() if name in readable for ext in extensions)
 
 
-def find_audio(folder: Path) -> list[Path]:
+def find_audio(folder: Path, unreadable: Callable[[AudioError], None] | None = None) -> list[Path]:
     """The audio files below `folder`, recursively and through links to folders, sorted; names starting with
     "." (and what is below them) are skipped.
 
-    Each folder is searched once, under its first path in sorted order, so a link loop ends and a folder linked
-    twice is not counted twice. Anything with an audio extension that is not a folder is listed, also a broken
-    link or a FIFO: decoding names what is wrong with it, rather than the search dropping it unseen. A folder
-    that cannot be listed is an AudioError naming it; a missing `folder` holds nothing.
+    Each folder is searched once, so a link loop ends and a folder linked twice is not counted twice: under its
+    real path if that is below `folder` (real folders are searched before links), else under the first link in
+    sorted order. Anything with an audio extension that is not a folder is listed, also a broken link or a FIFO:
+    decoding names what is wrong with it, rather than the search dropping it unseen. A folder that cannot be
+    listed is an AudioError naming it, raised, or given to `unreadable` and the search goes on; a missing
+    `folder` holds nothing.
     """
     if not folder.is_dir():
         return []
     extensions = audio_extensions()
     found, searched = [], set()
 
-    def unreadable(error: OSError) -> None:
-        raise AudioError(error.filename, f"cannot search this folder ({error.strerror or error})")
+    def on_error(error: OSError) -> None:
+        problem = AudioError(error.filename, f"cannot search this folder ({error.strerror or error})")
+        if unreadable is None:
+            raise problem
+        unreadable(problem)
 
-    for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
+    for root, folders, files in os.walk(folder, onerror=on_error, followlinks=True):
         status = os.stat(root)
         if (status.st_dev, status.st_ino) in searched:  # reached again through a link
             folders.clear()
             continue
         searched.add((status.st_dev, status.st_ino))
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        visible = [name for name in folders if not name.startswith(".")]
+        folders[:] = sorted(visible, key=lambda name: (os.path.islink(os.path.join(root, name)), name))
         found += [
             Path(root, name) for name in files if not name.startswith(".") and Path(name).suffix.lower() in extensions
         ]
@@ -156,6 +162,8 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     try:
         status = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise AudioError(path, f"a broken link (to {os.readlink(path)}): no such file") from None
         raise AudioError(path, "no such file") from None
     except OSError as error:
         raise AudioError(path, f"{error.strerror or error}") from error
@@ -342,6 +350,22 @@ def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
     if loud.size == 0:
         return samples
     return samples[loud[0] * TRIM_HOP : min(samples.shape[-1], (loud[-1] + 1) * TRIM_HOP)]
+
+
+SOUND_FRAME_S, SOUND_HOP_S = 0.025, 0.010  # frames in which sound_seconds measures: 25 ms every 10 ms
+
+
+def sound_seconds(samples: np.ndarray, sample_rate: int, top_db: float) -> float:
+    """How long a signal (n,) sounds: its mean removed, the total duration of the SOUND_FRAME_S frames (every
+    SOUND_HOP_S) whose RMS lies within `top_db` of the loudest frame's. Relative to the signal's own loudest
+    frame, so the same at any gain."""
+    frame, hop = round(SOUND_FRAME_S * sample_rate), round(SOUND_HOP_S * sample_rate)
+    centred = samples.astype(np.float64) - samples.mean()
+    energy = np.concatenate([[0.0], np.cumsum(np.square(centred))])  # energy[i]: of the first i samples
+    starts = np.arange(0, max(1, len(centred) - frame + 1), hop)  # (n_frames,)
+    ends = np.minimum(starts + frame, len(centred))
+    rms_db = 10.0 * np.log10(np.maximum((energy[ends] - energy[starts]) / frame, 1e-20))
+    return float((rms_db > rms_db.max() - top_db).sum()) * hop / sample_rate
 
 
 def pad_or_trim(samples: np.ndarray, n_samples: int) -> np.ndarray:

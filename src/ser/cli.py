@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pydantic
 
+from ser.errors import UserError, flat, shown
 from ser.options import DEFAULT_MODEL, PredictOptions
 from ser.params import problems
 
@@ -47,19 +48,8 @@ DEVICES = re.compile(r"cpu|cuda(:\d+)?|mps")  # what ser can run on (mps where t
 HEADER = re.compile(r"path (start_s )?predicted confidence( p_\S+)+( note)?")
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """An option or model that makes the whole run impossible: one line, exit status 2."""
-
-
-def shown(name: object) -> str:
-    """`name` with its unprintable characters (newline, tab, escape, invalid UTF-8) escaped as Python
-    writes them (`\\n`, `\\x1b`, `\\udcff`): one line, readable, and nothing lost."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(name))
-
-
-def flat(text: str) -> str:
-    """A message from a library on one line: whitespace runs (newlines too) become one space."""
-    return shown(" ".join(text.split()))
 
 
 def table_text(table: pd.DataFrame) -> str:
@@ -367,12 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_NO_RUN
-    from ser.audio import AudioError  # torch: only once a command runs
-    from ser.bundle import BundleError
-
     try:
         return args.run(args)
-    except (BundleError, UsageError, AudioError) as error:
+    except UserError as error:
         print(f"ser {args.command}: {error_line(error, getattr(args, 'model', None))}", file=sys.stderr)
         return EXIT_NO_RUN
     except KeyboardInterrupt:

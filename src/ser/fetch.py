@@ -222,20 +222,26 @@ def copy_files(files: list[Path], source: Path, target: Path, desc: str) -> None
         for path in tqdm(files, desc=desc, unit="clip"):
             dest = tmp / path.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)  # contents only: the mirror is read-only, our copy must not be
+            try:
+                shutil.copyfile(path, dest)  # contents only: the mirror is read-only, our copy must not be
+            except OSError as error:  # a broken link, a FIFO, no permission: named, never skipped
+                why = "a broken link" if path.is_symlink() and not path.exists() else error.strerror or error
+                raise FetchError(f"{path}: cannot copy it ({why}); fix or remove it in the mirror") from None
 
 
-def _member_target(target: Path, info: zipfile.ZipInfo) -> Path:
-    """Where a zip member would land, refusing absolute paths, `..`, drive letters and symbolic links."""
+def _member_target(archive: Path, target: Path, info: zipfile.ZipInfo) -> Path:
+    """Where a member of `archive` would land below `target`, refusing absolute paths, `..`, drive letters and
+    symbolic links."""
     name = info.filename.replace("\\", "/")
     parts = PurePosixPath(name).parts
+    outside = UnsafeArchiveError(f"{archive}: member {info.filename!r} would land outside its folder; refusing")
     if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
-        raise UnsafeArchiveError(f"archive member {info.filename!r} would land outside {target}; refusing")
+        raise outside
     if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(f"archive member {info.filename!r} is a symbolic link; refusing")
+        raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a symbolic link; refusing")
     resolved = (target / name).resolve()
     if not resolved.is_relative_to(target.resolve()):
-        raise UnsafeArchiveError(f"archive member {info.filename!r} would land outside {target}; refusing")
+        raise outside
     return resolved
 
 
@@ -255,7 +261,7 @@ def check_members(archive: Path, members: list[zipfile.ZipInfo], target: Path) -
         )
     landed: dict[Path, str] = {}
     for info in members:
-        path = _member_target(target, info)
+        path = _member_target(archive, target, info)
         if path in landed:
             raise UnsafeArchiveError(
                 f"{archive}: members {landed[path]!r} and {info.filename!r} land on the same path; refusing"

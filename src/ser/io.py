@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -15,37 +15,47 @@ from pathlib import Path
 
 import pandas as pd
 
+HOST = re.sub(r"\W", "_", socket.gethostname()) or "host"  # in temporaries' names: whose process ids they are
+_HIDDEN_TMP: dict[str, list[str]] = {}  # per folder: its hidden *.tmp names when this process first wrote there
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # no signal: only whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user's
+
+def _gone(host: str | None, pid: str | None) -> bool:
+    """Whether the process that named a temporary no longer runs: an older naming without one counts as gone;
+    another machine's (or container's) process cannot be checked from here, so it does not."""
+    if pid is None:
         return True
-    return True
+    if host != HOST or os.name == "nt":  # Windows' os.kill would end the process, not probe it
+        return False
+    try:
+        os.kill(int(pid), 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, as another user's
+        return False
+    return False
 
 
 def stale_temporaries(target: Path) -> list[Path]:
-    """The temporaries of `target` (atomic_path's `.<name>.<pid>.<random>.tmp` beside it) whose process no
-    longer runs: left by a run that was killed (kill -9, a power cut) before it could clean up. Those of an
-    older naming without the process id count as stale too."""
-    # tempfile's random part is letters, digits and "_": never a dot, so `.a.<...>.tmp` is never `.a.csv.<...>.tmp`'s
-    ours = re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)\.)?\w+\.tmp")
-    found = []
-    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        match = ours.fullmatch(path.name)
-        if match and not (match[1] and _running(int(match[1]))):
-            found.append(path)
-    return sorted(found)
+    """The temporaries of `target` (atomic_path's `.<name>.<host>-<pid>.<random>.tmp` beside it) whose process
+    no longer runs: left by a run that was killed (kill -9, a power cut) before it could clean up. Those of an
+    older naming without the process count as stale too. The folder is listed once per process (a fetch writes
+    thousands of files into one), so what this process writes later is never taken for stale."""
+    folder = os.path.abspath(target.parent)
+    if folder not in _HIDDEN_TMP:
+        _HIDDEN_TMP[folder] = [name for name in os.listdir(folder) if name.startswith(".") and name.endswith(".tmp")]
+    # tempfile's random part is letters, digits and "_", never a dot: `.a.<...>.tmp` is never `.a.csv.<...>.tmp`
+    ours = re.compile(rf"\.{re.escape(target.name)}\.(?:(\w+)-(\d+)\.)?\w+\.tmp")
+    stale = [name for name in _HIDDEN_TMP[folder] if (match := ours.fullmatch(name)) and _gone(match[1], match[2])]
+    _HIDDEN_TMP[folder] = [name for name in _HIDDEN_TMP[folder] if name not in stale]
+    return sorted(target.parent / name for name in stale)
 
 
 def remove(path: Path) -> None:
-    """Remove a file, a link or a whole folder (not what a link points to)."""
+    """Remove a file, a link or a whole folder (not what a link points to); gone already is fine."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -61,7 +71,7 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
     for stale in stale_temporaries(target):
         print(f"removing {stale}, left by an interrupted run", file=sys.stderr)
         remove(stale)
-    prefix = f".{target.name}.{os.getpid()}."
+    prefix = f".{target.name}.{HOST}-{os.getpid()}."
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     else:

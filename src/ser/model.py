@@ -76,9 +76,14 @@ class ModelConfig:
     @classmethod
     def from_preset(cls, size: str, n_mels: int, n_frames: int, n_classes: int) -> ModelConfig:
         """The preset `size` (a key of PRESETS) for inputs of n_mels x n_frames and n_classes outputs."""
-        if size not in PRESETS:
-            raise ValueError(f"model.size: {size!r} is not a preset; known: {', '.join(PRESETS)}")
+        if (problem := preset_problem(size)) is not None:
+            raise ValueError(f"model.size: {problem}")
         return cls(n_mels=n_mels, n_frames=n_frames, n_classes=n_classes, **SHARED, **PRESETS[size])
+
+
+def preset_problem(size: str) -> str | None:
+    """What is wrong with `size` as a key of PRESETS, or None."""
+    return None if size in PRESETS else f"{size!r} is not a preset; known: {', '.join(PRESETS)}"
 
 
 def _to_tuple(value: Any) -> Any:

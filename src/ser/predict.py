@@ -8,8 +8,8 @@ features. Files longer than `stream_above_s` are read block by block, in constan
 be used becomes a Failure naming it and the problem, and the files after it are still predicted.
 
 What is not speech is not judged, and says what it is instead of an emotion: a silent file or window, one too
-short, one with next to no sound (a click), one holding only a DC offset (`Unjudged`). A float file whose
-samples exceed full scale is judged as if scaled down to full scale, and flagged.
+short, one with next to no sound (a click), one holding only a DC offset (`Unjudged`). A window of a float file
+whose samples exceed full scale is scaled down to full scale, and the file is flagged.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from ser.options import PredictOptions
 from ser.parallel import imap
 
 TOO_SHORT, NO_SPEECH, DC_ONLY = "too short", "no speech", "DC only"  # besides SILENT: what is not judged
-SOUND_FRAME_S, SOUND_HOP_S = 0.025, 0.010  # frames in which sound is measured (sound_seconds)
+# Stored as floats, a file's samples can go beyond full scale; stored as integers they cannot (resampling a
+# clipped one overshoots, but that is the resampler's doing, not the recording's). A window of float samples
+# over 0 dBFS is scaled down to 0 dBFS before it is judged.
+FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,24 +48,12 @@ class Unjudged:
         return f"{self.reason}: {self.detail}"
 
 
-def sound_seconds(samples: np.ndarray, sample_rate: int, top_db: float) -> float:
-    """How long a signal (n,) sounds: its mean removed, the total duration of the SOUND_FRAME_S frames (every
-    SOUND_HOP_S) whose RMS lies within `top_db` of the loudest frame's. Relative to the signal's own loudest
-    frame, so the same at any gain."""
-    frame, hop = round(SOUND_FRAME_S * sample_rate), round(SOUND_HOP_S * sample_rate)
-    centred = samples.astype(np.float64) - samples.mean()
-    energy = np.concatenate([[0.0], np.cumsum(np.square(centred))])  # energy[i]: of the first i samples
-    starts = np.arange(0, max(1, len(centred) - frame + 1), hop)  # (n_frames,)
-    ends = np.minimum(starts + frame, len(centred))
-    rms_db = 10.0 * np.log10(np.maximum((energy[ends] - energy[starts]) / frame, 1e-20))
-    return float((rms_db > rms_db.max() - top_db).sum()) * hop / sample_rate
-
-
 @dataclasses.dataclass(frozen=True)
 class WindowPrediction:
     start_s: float  # where the window starts in the file
     probabilities: tuple[float, ...] | None  # one per label; None: not judged (see unjudged)
     unjudged: Unjudged | None = None  # why there are no probabilities
+    note: str = ""  # why not judged, or that the window was over full scale and scaled down
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +64,7 @@ class Prediction:
     windows: tuple[WindowPrediction, ...]  # one for a clip that fits a window
     duration_s: float  # of the decoded audio
     peak_dbfs: float  # loudest sample of the mono signal, dB re full scale (-inf for digital silence)
+    over_full_scale: bool = False  # float samples beyond full scale: each window over it judged scaled down
 
     @property
     def unjudged(self) -> Unjudged | None:
@@ -81,6 +73,8 @@ class Prediction:
         if self.probabilities is not None:
             return None
         reasons = [window.unjudged for window in self.windows if window.unjudged is not None]
+        if not reasons:  # no window at all
+            return Unjudged(SILENT, "no samples")
         return next((reason for reason in reasons if reason.reason != SILENT), reasons[0])
 
     @property
@@ -88,17 +82,12 @@ class Prediction:
         return self.unjudged is not None and self.unjudged.reason == SILENT
 
     @property
-    def over_full_scale(self) -> bool:
-        """Samples beyond full scale (a float file): judged as if scaled down to full scale."""
-        return self.peak_dbfs > 0.0
-
-    @property
     def note(self) -> str:
         """Why no emotion, or that the file went over full scale; "" for a plain prediction."""
         if self.unjudged is not None:
             return str(self.unjudged)
         if self.over_full_scale:
-            return f"over full scale: peak {self.peak_dbfs:+.1f} dBFS, judged as if scaled down to 0 dBFS"
+            return f"over full scale: peak {self.peak_dbfs:+.1f} dBFS, each window over it scaled down to 0 dBFS"
         return ""
 
     @property
@@ -108,7 +97,7 @@ class Prediction:
 
     @property
     def confidence(self) -> float:
-        """The probability of the predicted emotion (NaN when silent)."""
+        """The probability of the predicted emotion (NaN when not judged)."""
         return float(self._row["confidence"])
 
     @functools.cached_property
@@ -135,6 +124,7 @@ class Window:
     start_s: float
     samples: np.ndarray | None  # None: not judged
     unjudged: Unjudged | None = None  # why not
+    note: str = ""  # WindowPrediction.note
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,27 +134,35 @@ class FileEnd:
     path: Path
     duration_s: float
     peak_dbfs: float
+    over_full_scale: bool  # Prediction.over_full_scale
 
 
 Item = Window | FileEnd | Failure  # what flows from the files to the model and back, in input order
 
 
 def find_files(paths: Iterable[str | Path]) -> Iterator[Path | Failure]:
-    """Each folder's audio files (ser.audio.find_audio), or a Failure for a folder without any; any other
-    path as given (decoding names what is wrong with it)."""
+    """Each folder's audio files (ser.audio.find_audio) and a Failure for each folder below it that cannot be
+    searched, or a Failure for a folder without any; any other path as given (decoding names what is wrong
+    with it)."""
     for path in map(Path, paths):
         if not path.is_dir():
             yield path
-        elif found := audio.find_audio(path):
-            yield from found
-        else:
+            continue
+        unsearchable: list[audio.AudioError] = []
+        found = audio.find_audio(path, unreadable=unsearchable.append)
+        yield from found
+        yield from (Failure(Path(error.path), error.problem) for error in unsearchable)
+        if not found and not unsearchable:
             yield Failure(path, "no audio files in this folder")
 
 
-def decode_unless_long(path: Path, sample_rate: int, stream_above_s: float) -> np.ndarray | Failure | None:
-    """A file's mono samples at `sample_rate` (load_audio), a Failure, or None for a file to stream."""
+def decode_unless_long(path: Path, sample_rate: int, stream_above_s: float) -> tuple[np.ndarray | None, bool] | Failure:
+    """A file's mono samples at `sample_rate` (load_audio), or None for a file to stream, and whether they are
+    stored as floats (FLOAT_SUBTYPES); or a Failure."""
     try:
-        return None if audio.audio_info(path).duration > stream_above_s else audio.load_audio(path, sample_rate)
+        info = audio.audio_info(path)
+        samples = None if info.duration > stream_above_s else audio.load_audio(path, sample_rate)
+        return samples, info.subtype in FLOAT_SUBTYPES
     except audio.AudioError as error:
         return Failure(path, error.problem)
 
@@ -209,9 +207,10 @@ class Predictor:
         return result
 
     def predict_samples(self, samples: np.ndarray, sample_rate: int, name: str = "<samples>") -> Prediction:
-        """The in-memory path: samples (n,) or (n, channels) at any rate, converted as load_audio converts."""
+        """The in-memory path: samples (n,) or (n, channels) at any rate, converted as load_audio converts, and
+        taken as floats (they may go beyond full scale)."""
         mono = audio.convert_audio(samples, sample_rate, self.frontend.audio.sample_rate, name)
-        (result,) = self._grouped(self._scored(self._cut(Path(name), mono)))
+        (result,) = self._grouped(self._scored(self._cut(Path(name), mono, floats=True)))
         return result
 
     def predict_paths(self, paths: Iterable[str | Path]) -> Iterator[Prediction | Failure]:
@@ -230,13 +229,12 @@ class Predictor:
         else:
             decoded = map(decode, files)
         for item in found:
-            samples = next(decoded) if isinstance(item, Path) else item
-            if isinstance(samples, Failure):
-                yield samples
-            elif samples is None:
-                yield from self._streamed(item)
-            else:
-                yield from self._cut(item, samples)
+            result = next(decoded) if isinstance(item, Path) else item
+            if isinstance(result, Failure):
+                yield result
+                continue
+            samples, floats = result
+            yield from self._streamed(item, floats) if samples is None else self._cut(item, samples, floats)
         next(decoded, None)  # run the pool (and its progress bar) to its end, so that it closes
 
     def unjudged(self, samples: np.ndarray) -> Unjudged | None:
@@ -251,32 +249,35 @@ class Predictor:
         if varying < self.silence_dbfs:
             offset = f"a constant offset of {samples.mean():+.4f} of full scale"
             return Unjudged(DC_ONLY, f"{offset}, and nothing else above {self.silence_dbfs:.1f} dBFS")
-        sound = sound_seconds(samples, rate, options.sound_db)
+        sound = audio.sound_seconds(samples, rate, options.sound_db)
         if sound < options.min_sound_s:
             return Unjudged(NO_SPEECH, f"{sound:.2f} s of sound, under {options.min_sound_s:g} s")
         return None
 
-    def _window(self, start: int, samples: np.ndarray) -> Window:
+    def _window(self, start: int, samples: np.ndarray, floats: bool) -> Window:
         """A window as training prepares a clip (silence trimmed, padded to the clip length), or why it is not
-        judged. A window beyond full scale is scaled down to full scale first."""
-        clip = self.frontend.audio
-        peak = float(np.abs(samples).max()) if samples.size else 0.0
-        if peak > 1.0:
-            samples = samples / peak
-        unjudged = self.unjudged(samples)
-        return Window(start / clip.sample_rate, None if unjudged else audio.prepare(samples, clip), unjudged)
+        judged. A window of float samples (`floats`) over full scale is scaled down to 0 dBFS first."""
+        start_s, clip = start / self.frontend.audio.sample_rate, self.frontend.audio
+        if (unjudged := self.unjudged(samples)) is not None:
+            return Window(start_s, None, unjudged, str(unjudged))
+        peak, note = audio.peak_dbfs(samples), ""
+        if floats and peak > 0.0:
+            samples = samples * np.float32(10 ** (-peak / 20))
+            note = f"over full scale: peak {peak:+.1f} dBFS, scaled down to 0 dBFS"
+        return Window(start_s, audio.prepare(samples, clip), None, note)
 
-    def _cut(self, path: Path, samples: np.ndarray) -> Iterator[Item]:
+    def _cut(self, path: Path, samples: np.ndarray, floats: bool) -> Iterator[Item]:
         """A decoded file (n,) as windows: one, `prepare`d exactly as in training, if it fits one after silence
         trimming (or is silent); else overlapping windows over the whole signal."""
         clip, size, peak = self.frontend.audio, self.frontend.n_samples, audio.peak_dbfs(samples)
         if peak < self.silence_dbfs or len(audio.trim_silence(samples, clip.trim_db)) <= size:
-            yield self._window(0, samples)
+            yield self._window(0, samples, floats)
         else:
-            yield from (self._window(start, w) for start, w in audio.sliding_windows([samples], size, self.hop))
-        yield FileEnd(path, len(samples) / clip.sample_rate, peak)
+            windows = audio.sliding_windows([samples], size, self.hop)
+            yield from (self._window(start, window, floats) for start, window in windows)
+        yield FileEnd(path, len(samples) / clip.sample_rate, peak, floats and peak > 0.0)
 
-    def _streamed(self, path: Path) -> Iterator[Item]:
+    def _streamed(self, path: Path, floats: bool) -> Iterator[Item]:
         """A long file's windows, read block by block; a Failure if a block turns out bad."""
         rate, length, peak = self.frontend.audio.sample_rate, 0, float("-inf")
 
@@ -289,14 +290,17 @@ class Predictor:
         try:
             chunks = measured(audio.stream_audio(path, rate, self.options.block_s))
             for start, window in audio.sliding_windows(chunks, self.frontend.n_samples, self.hop):
-                yield self._window(start, window)
+                yield self._window(start, window, floats)
         except audio.AudioError as error:
             yield Failure(path, error.problem)
             return
-        yield FileEnd(path, length / rate, peak)
+        if length == 0:  # a header that promised samples the stream did not hold
+            yield Failure(path, audio.NO_SAMPLES)
+            return
+        yield FileEnd(path, length / rate, peak, floats and peak > 0.0)
 
     def _scored(self, items: Iterable[Item]) -> Iterator[tuple[Item, np.ndarray | None]]:
-        """Each item with its window's probabilities (n_classes,) (None for ends, failures, silent windows),
+        """Each item with its window's probabilities (n_classes,) (None for ends, failures, windows not judged),
         in order; the judged windows go through the model `options.batch_size` at a time."""
 
         def judged(item: Item) -> bool:
@@ -323,14 +327,16 @@ class Predictor:
         for item, probabilities in scored:
             if isinstance(item, Window):
                 as_tuple = None if probabilities is None else tuple(float(p) for p in probabilities)
-                windows.append(WindowPrediction(item.start_s, as_tuple, item.unjudged))
+                windows.append(WindowPrediction(item.start_s, as_tuple, item.unjudged, item.note))
                 continue
             if isinstance(item, Failure):
                 yield item
             else:
                 judged = [window.probabilities for window in windows if window.probabilities is not None]
                 mean = tuple(float(p) for p in np.mean(judged, axis=0)) if judged else None  # (n_classes,)
-                yield Prediction(item.path, self.labels, mean, tuple(windows), item.duration_s, item.peak_dbfs)
+                yield Prediction(
+                    item.path, self.labels, mean, tuple(windows), item.duration_s, item.peak_dbfs, item.over_full_scale
+                )
             windows = []
 
 
@@ -344,10 +350,7 @@ def predictions_table(predictions: Iterable[Prediction], per_window: bool = Fals
     keys, rows, unjudged, notes = [], [], [], []
     for prediction in predictions:
         entries = (
-            [
-                (w.start_s, w.probabilities, w.unjudged, "" if w.unjudged is None else str(w.unjudged))
-                for w in prediction.windows
-            ]
+            [(w.start_s, w.probabilities, w.unjudged, w.note) for w in prediction.windows]
             if per_window
             else [(None, prediction.probabilities, prediction.unjudged, prediction.note)]
         )

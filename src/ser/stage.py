@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ser.errors import UserError
+from ser.errors import UserError, flat
 
 EXIT_USER_ERROR = 2
 
@@ -37,5 +37,5 @@ def run(main: Callable[[], None]) -> None:
     try:
         main()
     except UserError as error:
-        print(f"{Path(sys.argv[0]).stem}: error: {error}", file=sys.stderr)
+        print(f"{Path(sys.argv[0]).stem}: error: {flat(str(error))}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

@@ -17,15 +17,15 @@ from tqdm import tqdm
 from ser.corpora import CORPORA, EMOTIONS
 from ser.evaluation import predict_proba, probability_table, scores_by_corpus
 from ser.features import FeatureSplit
-from ser.model import PRESETS, Classifier, Ensemble, ModelConfig
+from ser.model import Classifier, Ensemble, ModelConfig, preset_problem
 from ser.params import ModelParams, ParamsError, TrainParams
 
 
 def check_choices(model: ModelParams, train: TrainParams, where: str) -> None:
     """ParamsError naming `where` (the params file) unless model.size is a preset and every corpus in
     train.corpora is one: the checks that need ser's tables, beyond the types and ranges ser.params checks."""
-    if model.size not in PRESETS:
-        raise ParamsError(f"{where}: model.size: {model.size!r} is not a preset; known: {', '.join(PRESETS)}")
+    if (problem := preset_problem(model.size)) is not None:
+        raise ParamsError(f"{where}: model.size: {problem}")
     unknown = [corpus for corpus in train.corpora if corpus not in CORPORA]
     if unknown:
         raise ParamsError(f"{where}: train.corpora: {unknown} are not corpora; known: {list(CORPORA)}")
