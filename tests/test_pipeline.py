@@ -289,8 +289,27 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     history = pd.read_csv(root / "plots" / "folds" / "1" / "training.csv")  # CREMA-D's validation never chose
     pairs = history[["val_ua_ravdess", "val_ua_tess"]].mean(axis=1)
     assert history["val_score"].to_numpy() == pytest.approx(pairs, abs=1e-5)  # the CSV keeps 5 decimals
-    second = run(["dvc", "exp", "run", "-n", "tiny-model", "-S", "cv.folds=[1]", "-S", "model.size=tiny"], root, env)
+    # The tiny model trains as two data-parallel processes (the stage starts them through torchrun itself).
+    second = run(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "-n",
+            "tiny-model",
+            "-S",
+            "cv.folds=[1]",
+            "-S",
+            "model.size=tiny",
+            "-S",
+            "train.processes=2",
+        ],
+        root,
+        env,
+    )
     assert "Running stage 'train@1'" in second, second
+    assert re.search(r"train: all 2 processes hold the same weights \(sha256 [0-9a-f]{16}\)", second), second
+    assert json.loads((root / "metrics" / "folds" / "1" / "train.json").read_text())["processes"] == 2
     shown = run(["dvc", "exp", "show", "--csv"], root, env)
     assert "unseen-cremad" in shown and "tiny-model" in shown
     diff = json.loads(run(["dvc", "metrics", "diff", "unseen-cremad", "tiny-model", "--all", "--json"], root, env))
@@ -302,18 +321,27 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     run(["dvc", "plots", "diff", "unseen-cremad", "tiny-model", "-o", str(root / "plots_diff")], root, env)
     assert (root / "plots_diff" / "index.html").is_file()
 
-    # A queued experiment runs in a temporary copy of the repository: nothing it needs may be left untracked,
-    # and the data half comes from the shared DVC cache (SER_DATA_MIRROR is absolute here).
-    run(["dvc", "exp", "run", "--queue", "-n", "queued-fold-3", "-S", "cv.folds=[3]"], root, env)
-    run(["dvc", "queue", "start", "-j", "1"], root, env)
-    for _ in range(200):
+    # Queued experiments run in temporary copies of the repository, two at a time here: nothing they need may be
+    # left untracked, and the data half comes from the shared DVC cache (SER_DATA_MIRROR is absolute here).
+    queued_names = {"queued-fold-3": "cv.folds=[3]", "queued-lr": "train.lr=0.002"}
+    for name, change in queued_names.items():
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", change], root, env)
+    run(["dvc", "queue", "start", "-j", "2"], root, env)
+    for _ in range(600):
         status = run(["dvc", "queue", "status"], root, env)
-        if "queued-fold-3" in status and not re.search(r"Queued|Running", status):
+        if all(name in status for name in queued_names) and not re.search(r"Queued|Running", status):
             break
         time.sleep(1)
-    assert re.search(r"queued-fold-3 .* Success", status), status
-    queued = json.loads(run(["dvc", "exp", "show", "--json"], root, env))
-    assert "queued-fold-3" in json.dumps(queued)
+    for name in queued_names:
+        assert re.search(rf"{name} .* Success", status), status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], root, env))
+    experiments = {
+        rev["name"]: rev["data"] for commit in shown for exp in commit["experiments"] or [] for rev in exp["revs"]
+    }
+    for name in queued_names:  # each ran with its own params, to the end of the pipeline
+        assert isinstance(experiments[name]["metrics"]["metrics/cv.json"]["data"]["all"]["ua"]["mean"], float)
+    assert experiments["queued-fold-3"]["params"]["params.yaml"]["data"]["cv"]["folds"] == [3]
+    assert experiments["queued-lr"]["params"]["params.yaml"]["data"]["train"]["lr"] == 0.002
 
     # The renamed key: DVC refuses `-S train.l2=...` itself (no such key); added with `+`, train names the new one.
     renamed = subprocess.run(

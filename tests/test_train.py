@@ -14,14 +14,17 @@ from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.plots import training_curves
 from ser.train import (
+    epoch_rows,
     label_indices,
     mixup,
+    rows_per_epoch,
     sample_weights,
     selection_score,
     spec_augment,
     train_ensemble,
     train_model,
     validation_scores,
+    version_groups,
 )
 
 N_MELS, N_FRAMES = 64, 48
@@ -269,3 +272,36 @@ def test_one_member_is_plain_training_in_an_ensemble_of_one(fast):
         predict_proba(alone.model, val.features, torch.device("cpu")),
         atol=1e-6,
     )
+
+
+def test_each_epoch_draws_the_asked_number_of_versions_of_every_source_clip():
+    # 5 sources: 0 and 1 with two copies each, 2 with none, 3 and 4 with one
+    table = pd.DataFrame({"source_clip_id": ["a", "a", "a", "b", "b", "b", "c", "d", "d", "e", "e"]})
+    groups = version_groups(table)
+    generator = torch.Generator().manual_seed(0)
+    drawn = [epoch_rows(groups, 1, generator) for _ in range(60)]
+    for rows in drawn:
+        assert len(rows) == rows_per_epoch(groups, 1) == 5
+        assert sorted(groups[rows.numpy()]) == [0, 1, 2, 3, 4]  # one version of each source, every epoch
+    # every version of "a" (rows 0-2) turns up over the epochs, and not always in the same place
+    assert {int(rows[np.isin(rows.numpy(), [0, 1, 2])][0]) for rows in drawn} == {0, 1, 2}
+    assert len({tuple(rows.tolist()) for rows in drawn}) > 30
+    two = epoch_rows(groups, 2, generator)
+    assert len(two) == rows_per_epoch(groups, 2) == 9 and len(set(two.tolist())) == 9  # "c" has only one
+    every = epoch_rows(groups, None, torch.Generator().manual_seed(0))
+    assert torch.equal(every, torch.randperm(11, generator=torch.Generator().manual_seed(0)))  # as before: all rows
+    assert rows_per_epoch(groups, None) == 11
+    assert (version_groups(pd.DataFrame({"emotion": ["sad", "sad"]})) == [0, 1]).all()  # no copies: own sources
+
+
+def test_training_on_one_version_a_epoch_takes_a_third_of_the_steps(fast):
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    copies = pd.concat([train.table.assign(source_clip_id=range(len(train.table)))] * 3, ignore_index=True)
+    tripled = FeatureSplit(features=np.concatenate([train.features] * 3), table=copies)
+    params = dataclasses.replace(fast, versions_per_epoch=1)
+    one = train_model(tripled, val, tiny(), params, torch.device("cpu"))
+    again = train_model(tripled, val, tiny(), params, torch.device("cpu"))
+    pd.testing.assert_frame_equal(one.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
+    every = train_model(tripled, val, tiny(), dataclasses.replace(params, versions_per_epoch=None), torch.device("cpu"))
+    assert every.steps == 3 * one.steps == 3 * fast.epochs * (len(train.table) // fast.batch_size)
+    assert one.best_val["all"]["ua"] > 0.5

@@ -22,6 +22,7 @@ T = TypeVar("T")
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
 Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
 Positive = Annotated[Int, Field(ge=1)]
 Count = Annotated[Int, Field(ge=0)]
 Probability = Annotated[Float, Field(ge=0.0, le=1.0)]
@@ -139,7 +140,10 @@ class ModelParams:
 @section
 class TrainParams:
     epochs: Positive
-    batch_size: Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one clip a batch
+    # of each training clip's versions (the original and its augment.copies copies), this many are drawn anew
+    # for every epoch; None: every version, every epoch
+    versions_per_epoch: Positive | None
+    batch_size: Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one clip a batch (per process)
     lr: PositiveFloat  # peak learning rate of the one-cycle schedule (AdamW)
     weight_decay: NonNegativeFloat  # AdamW's decoupled weight decay
     warmup: Fraction  # fraction of the steps spent warming the learning rate up
@@ -158,6 +162,15 @@ class TrainParams:
     members: Positive  # models trained from seeds seed, seed + 1, ...; their mean probability predicts
     corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)]  # whose training clips train;
     # every fetched corpus is validated and tested, and model selection sees the validation of these only
+    processes: Positive  # data-parallel training processes (torchrun, ser.distributed); batch_size is global
+    compile: Bool  # torch.compile the model for training
+
+    def __post_init__(self) -> None:
+        if self.batch_size % self.processes or self.batch_size // self.processes < 2:
+            raise ValueError(
+                f"batch_size {self.batch_size} must split into equal shares of at least 2 clips over "
+                f"{self.processes} processes"
+            )
 
     @property
     def first_averaged_epoch(self) -> int:
@@ -186,6 +199,8 @@ def problems(error: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> l
             what = f"is now {RENAMED[key]}: rename it" if key in RENAMED else RETIRED.get(key, "unknown key")
         elif problem["type"] == "missing":
             what = "missing key"
+        elif not problem["loc"]:  # a check across keys of the section (__post_init__): its message names them
+            what = problem["msg"].removeprefix("Value error, ")
         else:
             what = f"{problem['input']!r} is not allowed ({problem['msg'][0].lower()}{problem['msg'][1:]})"
         found.append((key, what))

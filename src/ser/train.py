@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ser.corpora import CORPORA, EMOTIONS
+from ser.distributed import ALONE, Ranks, copy_buffers_from_main, sum_over_ranks
 from ser.evaluation import predict_proba, probability_table, scores_by_corpus
 from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig, preset_problem
@@ -41,6 +43,7 @@ class TrainResult:
     averaged: bool  # the kept weights are the mean of the last `average_last` epochs', not one epoch's
     average_val: dict | None  # `scores_by_corpus` of the averaged weights on validation (None: not tried)
     seconds: float  # wall time of the whole training loop, validation included
+    steps: int  # optimiser steps
     train_clips_per_s: float  # training steps only: forward + backward + optimiser step
     seed: int  # the seed it was trained from
 
@@ -111,7 +114,7 @@ def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Gene
         for _ in range(count):
             width = torch.randint(0, widest + 1, (n_clips, 1), generator=generator)
             start = (torch.rand(n_clips, 1, generator=generator) * (length - width + 1)).long()
-            masked = (positions >= start) & (positions < start + width)  # (B, length)
+            masked = ((positions >= start) & (positions < start + width)).to(batch.device)  # (B, length)
             out = torch.where(masked.unsqueeze(3 - axis), fill, out)
     return out
 
@@ -131,7 +134,7 @@ def mixup(
     probabilities (B, n_classes)."""
     lam = float(rng.beta(alpha, alpha))
     lam = max(lam, 1.0 - lam)
-    partner = torch.randperm(len(inputs), generator=generator)
+    partner = torch.randperm(len(inputs), generator=generator).to(inputs.device)
     one_hot = F.one_hot(targets, n_classes).float()  # (B, n_classes)
     mixed_inputs = lam * inputs + (1.0 - lam) * inputs[partner]
     return mixed_inputs, lam * one_hot + (1.0 - lam) * one_hot[partner], lam * weights + (1.0 - lam) * weights[partner]
@@ -143,25 +146,59 @@ def adamw(model: torch.nn.Module, params: TrainParams) -> torch.optim.AdamW:
 
 
 def train_step(
-    model: Classifier,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     weights: torch.Tensor,
     label_smoothing: float,
     autocast: torch.autocast,
+    weight_sum: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on a batch (B, n_mels, n_frames): forward, the loss weighted per clip (B,),
-    backward, optimiser step. Targets are class indices (B,) or class probabilities (B, n_classes).
+    backward, optimiser step. Targets are class indices (B,) or class probabilities (B, n_classes). The
+    weighted losses are divided by `weight_sum` (default: this batch's weights' sum; a rank of a data-parallel
+    step passes the global batch's over the number of ranks, so the averaged gradient is the global batch's).
     Returns the loss and the logits (B, n_classes), detached."""
     with autocast:
         logits = model(inputs)  # (B, n_classes)
     losses = F.cross_entropy(logits.float(), targets, reduction="none", label_smoothing=label_smoothing)  # (B,)
-    loss = (losses * weights).sum() / weights.sum()
+    loss = (losses * weights).sum() / (weights.sum() if weight_sum is None else weight_sum)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.detach(), logits.detach()
+
+
+def version_groups(table: pd.DataFrame) -> np.ndarray:
+    """The source clip of each training row as a code (N,): an original and its augmented copies share one.
+    Without a `source_clip_id` column every row is its own source."""
+    if "source_clip_id" not in table:
+        return np.arange(len(table))
+    return pd.factorize(table["source_clip_id"])[0]
+
+
+def epoch_rows(groups: np.ndarray, per_epoch: int | None, generator: torch.Generator) -> torch.Tensor:
+    """The rows one epoch trains on, in random order: every row (`per_epoch` None), or for each source clip
+    (`version_groups`) `per_epoch` of its versions, drawn at random without replacement (all, if it has fewer).
+    The number of rows is the same every epoch."""
+    order = torch.randperm(len(groups), generator=generator)
+    if per_epoch is None:
+        return order
+    codes = torch.from_numpy(groups)
+    by_source = order[torch.argsort(codes[order], stable=True)]  # grouped by source, each group shuffled
+    sizes = torch.bincount(codes)
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank_in_group = torch.arange(len(groups)) - starts[codes[by_source]]
+    chosen = by_source[rank_in_group < per_epoch]
+    return chosen[torch.randperm(len(chosen), generator=generator)]
+
+
+def rows_per_epoch(groups: np.ndarray, per_epoch: int | None) -> int:
+    """len(epoch_rows(groups, per_epoch, ...)), without drawing."""
+    if per_epoch is None:
+        return len(groups)
+    return int(np.minimum(np.bincount(groups), per_epoch).sum())
 
 
 def validation_scores(
@@ -178,112 +215,195 @@ def validation_scores(
     return val_scores, score, val_loss
 
 
+class Training:
+    """One Classifier's training, an epoch at a time: `epoch()` until `done`, then `result()`. `train_model`
+    runs one to the end; the benchmark alternates the epochs of two to compare them side by side.
+
+    Each epoch draws `params.versions_per_epoch` versions of every training clip (`epoch_rows`), in batches of
+    `params.batch_size`; with several `ranks` (ser.distributed) that is the global batch, each rank training
+    on its slice. Deterministic on the CPU for fixed params and ranks: the seed covers initial weights and
+    dropout (whose random state is the run's own, so runs can alternate), a generator seeded from it draws
+    versions, batch order and masks. On CUDA, runs in bfloat16 autocast; the training clips are copied to the
+    GPU once, from pinned memory, and each batch is cut, masked and mixed there (the random draws stay on the
+    CPU generator, so the batches are those of a CPU run).
+    """
+
+    def __init__(
+        self,
+        train: FeatureSplit,
+        val: FeatureSplit,
+        model_config: ModelConfig,
+        params: TrainParams,
+        device: torch.device,
+        ranks: Ranks = ALONE,
+    ):
+        self.params, self.device, self.ranks, self.val = params, device, ranks, val
+        torch.manual_seed(params.seed)
+        self.generator = torch.Generator().manual_seed(params.seed)
+        self.mix_rng = np.random.default_rng(params.seed)  # mixup weights (Beta draws: torch has no per-generator Beta)
+        self.model = Classifier(model_config).to(device)
+        if ranks.distributed:  # the same initial weights on every rank; dropout from a stream of each rank's own,
+            torch.manual_seed(params.seed + ranks.rank * params.members)  # none another member's or rank's
+        self.rng_state = _global_rng_state(device)
+        self.net = DistributedDataParallel(self.model) if ranks.distributed else self.model  # runs the steps
+        if params.compile:
+            self.net = torch.compile(self.net)
+        x_train = torch.from_numpy(np.array(train.features))  # (N, n_mels, n_frames), read into memory once
+        y_train, w_train = label_indices(train.table["emotion"]), sample_weights(train.table, params.balance)
+        if device.type == "cuda":
+            x_train = x_train.pin_memory()
+        self.x_train, self.y_train, self.w_train = (
+            t.to(device, non_blocking=True) for t in (x_train, y_train, w_train)
+        )
+        self.groups = version_groups(train.table)
+        self.y_val = label_indices(val.table["emotion"]).numpy()
+        # full batches only: BatchNorm needs more than one clip
+        self.n_batches = rows_per_epoch(self.groups, params.versions_per_epoch) // params.batch_size
+        if self.n_batches == 0:
+            raise ValueError(f"{len(self.x_train)} training clips: fewer than one batch of {params.batch_size}")
+        self.optimizer = adamw(self.model, params)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=params.lr, total_steps=params.epochs * self.n_batches, pct_start=params.warmup
+        )
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        # running mean of the weights over the last `average_last` epochs (stochastic weight averaging)
+        self.averaged = (
+            torch.optim.swa_utils.AveragedModel(self.model, use_buffers=False) if params.average_last else None
+        )
+        self.history: list[dict] = []
+        self.best_state, self.best_val, self.best_score, self.best_epoch = None, {}, -math.inf, 0
+        self.step_seconds = self.seconds = 0.0  # training steps; the whole of every epoch, validation included
+
+    @property
+    def done(self) -> bool:
+        return len(self.history) == self.params.epochs
+
+    def epoch(self) -> dict:
+        """Train one epoch, score it on validation, keep its weights if they score best so far; its history row."""
+        params, device, ranks = self.params, self.device, self.ranks
+        started = time.perf_counter()
+        _set_global_rng_state(self.rng_state, device)
+        self.model.train()
+        order = epoch_rows(self.groups, params.versions_per_epoch, self.generator).to(device)
+        shard = ranks.shard(params.batch_size)
+        loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
+        for batch in range(self.n_batches):
+            index = order[batch * params.batch_size : (batch + 1) * params.batch_size]  # the global batch
+            inputs = spec_augment(self.x_train[index], params, self.generator)
+            targets, weights = self.y_train[index], self.w_train[index]
+            labels = targets[shard]  # (B,) class indices, for the training accuracy
+            if params.mixup > 0:  # targets become class probabilities (B, n_classes)
+                mixed = mixup(
+                    inputs, targets, weights, self.model.cfg.n_classes, params.mixup, self.mix_rng, self.generator
+                )
+                inputs, targets, weights = mixed
+            weight_sum = weights.sum() / ranks.world_size
+            inputs, targets, weights = (part[shard] for part in (inputs, targets, weights))
+            loss, logits = train_step(
+                self.net, self.optimizer, inputs, targets, weights, params.label_smoothing, self.autocast, weight_sum
+            )
+            self.scheduler.step()
+            loss_sum += loss * params.batch_size
+            correct += (logits.argmax(dim=1) == labels).sum()
+        train_loss, train_correct = float(loss_sum), int(correct)
+        self.step_seconds += time.perf_counter() - started
+        self.rng_state = _global_rng_state(device)
+        if ranks.distributed:  # the global batch's loss is the ranks' mean (what DDP's gradient is of)
+            train_loss, train_correct = sum_over_ranks(train_loss, train_correct)
+            train_loss /= ranks.world_size
+            copy_buffers_from_main(self.model)  # BatchNorm's running statistics as rank 0's
+        seen = self.n_batches * params.batch_size
+
+        epoch = len(self.history) + 1
+        if self.averaged is not None and epoch >= params.first_averaged_epoch:
+            self.averaged.update_parameters(self.model)
+        val_scores, score, val_loss = validation_scores(self.model, self.val, self.y_val, params.corpora, device)
+        self.seconds += time.perf_counter() - started
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss / seen,
+            "train_acc": train_correct / seen,
+            "val_loss": val_loss,
+            "val_acc": val_scores["all"]["wa"],
+            "val_ua": val_scores["all"]["ua"],
+            **{f"val_ua_{corpus}": result["ua"] for corpus, result in val_scores.items() if corpus != "all"},
+            "val_score": score,
+            "lr": self.scheduler.get_last_lr()[0],
+            "seconds": self.seconds,
+        }
+        self.history.append(row)
+        if score > self.best_score:
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_val, self.best_score, self.best_epoch = val_scores, score, epoch
+        return row
+
+    def result(self) -> TrainResult:
+        """After the last epoch: the mean weights of the last `average_last` epochs compete with the best
+        single epoch on validation; the winner's weights are the model's."""
+        params, device = self.params, self.device
+        started = time.perf_counter()
+        average_val, is_averaged = None, False
+        if self.averaged is not None:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
+            x_train = self.x_train
+            batches = (x_train[i : i + params.batch_size] for i in range(0, len(x_train), params.batch_size))
+            torch.optim.swa_utils.update_bn(batches, self.averaged, device)
+            average_val, average_score, _ = validation_scores(
+                self.averaged.module, self.val, self.y_val, params.corpora, device
+            )
+            if average_score > self.best_score:
+                self.best_state, self.best_val, self.best_score = (
+                    self.averaged.module.state_dict(),
+                    average_val,
+                    average_score,
+                )
+                self.best_epoch, is_averaged = params.epochs, True
+        self.model.load_state_dict(self.best_state)
+        self.seconds += time.perf_counter() - started
+        history = pd.DataFrame(self.history)
+        kept = history["epoch"] >= params.first_averaged_epoch if is_averaged else history["epoch"] == self.best_epoch
+        return TrainResult(
+            model=self.model.eval(),
+            history=history.assign(kept=kept),
+            best_epoch=self.best_epoch,
+            best_val=self.best_val,
+            averaged=is_averaged,
+            average_val=average_val,
+            seconds=self.seconds,
+            steps=params.epochs * self.n_batches,
+            train_clips_per_s=params.epochs * self.n_batches * params.batch_size / self.step_seconds,
+            seed=params.seed,
+        )
+
+
+def _global_rng_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_global_rng_state(state: tuple, device: torch.device) -> None:
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+
+
 def train_model(
     train: FeatureSplit,
     val: FeatureSplit,
     model_config: ModelConfig,
     params: TrainParams,
     device: torch.device,
+    ranks: Ranks = ALONE,
 ) -> TrainResult:
-    """Train a Classifier on `train`, keep the weights of the epoch with the best validation score
-    (`selection_score`: the mean of the corpora's UAs). The test split is never seen here.
-
-    Deterministic on the CPU for fixed params: the one global seed covers initial weights and dropout, a
-    generator seeded from it draws batch order and masks. On CUDA, runs in bfloat16 autocast.
-    """
-    torch.manual_seed(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
-    mix_rng = np.random.default_rng(params.seed)  # mixup weights (Beta draws, which torch cannot seed per generator)
-    n_classes = model_config.n_classes
-    model = Classifier(model_config).to(device)
-    x_train = torch.from_numpy(np.array(train.features))  # (N, n_mels, n_frames), read into memory once
-    y_train = label_indices(train.table["emotion"])
-    w_train = sample_weights(train.table, params.balance)  # (N,)
-    y_val = label_indices(val.table["emotion"]).numpy()
-    n_batches = len(x_train) // params.batch_size  # full batches only: BatchNorm needs more than one clip
-    if n_batches == 0:
-        raise ValueError(f"{len(x_train)} training clips: fewer than one batch of {params.batch_size}")
-
-    optimizer = adamw(model, params)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=params.lr, total_steps=params.epochs * n_batches, pct_start=params.warmup
-    )
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-    # running mean of the weights over the last `average_last` epochs (stochastic weight averaging)
-    averaged = torch.optim.swa_utils.AveragedModel(model, use_buffers=False) if params.average_last else None
-    history, best_state, best_val, best_score, best_epoch = [], None, {}, -math.inf, 0
-    step_seconds, started = 0.0, time.perf_counter()
-    epochs = tqdm(range(1, params.epochs + 1), desc="train", unit="epoch")
-    for epoch in epochs:
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        loss_sum, correct, seen = 0.0, 0, 0
-        epoch_start = time.perf_counter()
-        for batch in range(n_batches):
-            index = order[batch * params.batch_size : (batch + 1) * params.batch_size]
-            inputs, targets, weights = spec_augment(x_train[index], params, generator), y_train[index], w_train[index]
-            labels = targets.to(device, non_blocking=True)  # (B,) class indices, for the training accuracy
-            if params.mixup > 0:  # targets become class probabilities (B, n_classes)
-                inputs, targets, weights = mixup(inputs, targets, weights, n_classes, params.mixup, mix_rng, generator)
-            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            weights = weights.to(device, non_blocking=True)
-            loss, logits = train_step(model, optimizer, inputs, targets, weights, params.label_smoothing, autocast)
-            scheduler.step()
-            loss_sum += loss.item() * len(index)
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            seen += len(index)
-        step_seconds += time.perf_counter() - epoch_start
-
-        if averaged is not None and epoch >= params.first_averaged_epoch:
-            averaged.update_parameters(model)
-        val_scores, score, val_loss = validation_scores(model, val, y_val, params.corpora, device)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
-                "val_loss": val_loss,
-                "val_acc": val_scores["all"]["wa"],
-                "val_ua": val_scores["all"]["ua"],
-                **{f"val_ua_{corpus}": result["ua"] for corpus, result in val_scores.items() if corpus != "all"},
-                "val_score": score,
-                "lr": scheduler.get_last_lr()[0],
-                "seconds": time.perf_counter() - started,
-            }
+    """Train a Classifier on `train` (see Training) and keep the weights with the best validation score
+    (`selection_score`: the mean of the corpora's UAs). The test split is never seen here."""
+    training = Training(train, val, model_config, params, device, ranks)
+    epochs = tqdm(range(params.epochs), desc="train", unit="epoch", disable=not ranks.main)
+    for _ in epochs:
+        row = training.epoch()
+        epochs.set_postfix(
+            loss=f"{row['train_loss']:.3f}", val_score=f"{row['val_score']:.3f}", best=training.best_epoch
         )
-        if score > best_score:
-            best_state = copy.deepcopy(model.state_dict())
-            best_val, best_score, best_epoch = val_scores, score, epoch
-        epochs.set_postfix(loss=f"{loss_sum / seen:.3f}", val_score=f"{score:.3f}", best=best_epoch)
-
-    average_val, is_averaged = None, False
-    if averaged is not None:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
-        batches = (x_train[i : i + params.batch_size].to(device) for i in range(0, len(x_train), params.batch_size))
-        torch.optim.swa_utils.update_bn(batches, averaged, device)
-        average_val, average_score, _ = validation_scores(averaged.module, val, y_val, params.corpora, device)
-        if average_score > best_score:
-            best_state, best_val, best_score, best_epoch = (
-                averaged.module.state_dict(),
-                average_val,
-                average_score,
-                epoch,
-            )
-            is_averaged = True
-    model.load_state_dict(best_state)
-    history = pd.DataFrame(history)
-    history["kept"] = history["epoch"] >= params.first_averaged_epoch if is_averaged else history["epoch"] == best_epoch
-    return TrainResult(
-        model=model.eval(),
-        history=history,
-        best_epoch=best_epoch,
-        best_val=best_val,
-        averaged=is_averaged,
-        average_val=average_val,
-        seconds=time.perf_counter() - started,
-        train_clips_per_s=params.epochs * n_batches * params.batch_size / step_seconds,
-        seed=params.seed,
-    )
+    return training.result()
 
 
 def train_ensemble(
@@ -292,16 +412,17 @@ def train_ensemble(
     model_config: ModelConfig,
     params: TrainParams,
     device: torch.device,
+    ranks: Ranks = ALONE,
 ) -> EnsembleResult:
     """Train `params.members` Classifiers with `train_model`, from seeds params.seed, params.seed + 1, ...;
     each keeps its own weights chosen on validation. Together they are the Ensemble that predicts the mean of
     their probabilities (with one member, that member's probabilities)."""
     members = []
     for index in range(params.members):
-        if params.members > 1:
+        if params.members > 1 and ranks.main:
             print(f"train: member {index + 1} of {params.members}, seed {params.seed + index}")
         member_params = dataclasses.replace(params, seed=params.seed + index)
-        members.append(train_model(train, val, model_config, member_params, device))
+        members.append(train_model(train, val, model_config, member_params, device, ranks))
     model = Ensemble([member.model for member in members]).eval()
     val_scores, _, _ = validation_scores(
         model, val, label_indices(val.table["emotion"]).numpy(), params.corpora, device

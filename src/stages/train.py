@@ -1,12 +1,17 @@
 """train: for one cross-validation fold, fit `train.members` classifiers (from successive seeds) on the training
 clips of the corpora in `train.corpora`, keep for each the weights with the best validation score on those
-corpora, and save them as one self-contained bundle (weights, model config, labels, front-end settings)."""
+corpora, and save them as one self-contained bundle (weights, model config, labels, front-end settings).
+
+With `train.processes` above 1 it runs itself that many times under torchrun (data-parallel: ser.distributed);
+started by torchrun, it joins the processes torchrun started. Rank 0 writes the outputs."""
 
 import dataclasses
+import sys
 
 from ser.bundle import save_bundle
 from ser.corpora import EMOTIONS
 from ser.device import pick_device
+from ser.distributed import launched_by_torchrun, process_group, relaunch, same_weights_on_every_rank
 from ser.features import load_frontend, load_training_data
 from ser.io import read_table, write_csv, write_json
 from ser.model import ModelConfig, count_parameters
@@ -21,6 +26,8 @@ def main(argv=None) -> None:
     model_params = load_section(args.params, "model", ModelParams)
     params = load_section(args.params, "train", TrainParams)
     check_choices(model_params, params, str(args.params))
+    if params.processes > 1 and not launched_by_torchrun():
+        sys.exit(relaunch(params.processes, __file__, sys.argv[1:] if argv is None else argv))
     frontend = load_frontend(args.features)
     config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     split = read_table(args.split)
@@ -29,11 +36,18 @@ def main(argv=None) -> None:
     except ValueError as error:
         raise ParamsError(f"{args.params}: {error}") from None
     device = pick_device()
-    print(
-        f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
-        f"{len(val.table)} validation clips of every corpus"
-    )
-    result = train_ensemble(train, val, config, params, device)
+    with process_group(device) as ranks:
+        if ranks.main:
+            print(
+                f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
+                f"{len(val.table)} validation clips of every corpus; {ranks.world_size} process(es)"
+            )
+        result = train_ensemble(train, val, config, params, device, ranks)
+        digest = same_weights_on_every_rank(result.model, ranks)
+    if not ranks.main:
+        return
+    if ranks.distributed:
+        print(f"train: all {ranks.world_size} processes hold the same weights (sha256 {digest[:16]})")
     summary = {
         "fold": args.fold,
         "model_size": model_params.size,
@@ -44,6 +58,7 @@ def main(argv=None) -> None:
         "train_minutes": round(result.seconds / 60, 2),
         "train_clips_per_s": round(result.train_clips_per_s, 1),
         "device": device.type,
+        "processes": ranks.world_size,
     }
     info = {"train": dataclasses.asdict(params), **summary}
     save_bundle(args.model, result.model, frontend, info)
