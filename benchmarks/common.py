@@ -37,6 +37,9 @@ class Budget:
     skipped_presets: tuple[str, ...]  # presets left out of the training section
     min_timed_steps: int  # at least this many timed steps, however slow the preset
     matmul_s: float  # s of matmuls per peak measurement (one before the presets, one after)
+    tta_sources: int  # time to accuracy: training clips (each with its augmented copies) of the fold
+    tta_epochs: int | None  # time to accuracy: epochs of both recipes; None: each recipe's own
+    ddp_steps: int  # data-parallel throughput: timed steps with 1 and with 2 processes
     prediction_repeats: int  # timed runs of the predictor and of the CLI; the best of each is reported
     dvc_repeats: int  # runs of `dvc status` (and of a no-op `dvc repro`); the median is reported
 
@@ -50,6 +53,9 @@ BUDGETS: dict[str, Budget] = {
         skipped_presets=(),
         min_timed_steps=2,
         matmul_s=3.0,
+        tta_sources=600,
+        tta_epochs=None,
+        ddp_steps=30,
         prediction_repeats=2,
         dvc_repeats=3,
     ),
@@ -61,6 +67,9 @@ BUDGETS: dict[str, Budget] = {
         skipped_presets=("16M", "32M"),
         min_timed_steps=1,
         matmul_s=0.3,
+        tta_sources=64,
+        tta_epochs=2,
+        ddp_steps=2,
         prediction_repeats=1,
         dvc_repeats=1,
     ),

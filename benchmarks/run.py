@@ -1,5 +1,5 @@
-"""Benchmarks of ser: the front end (and its FLAC decoder), training throughput per preset,
-`ser predict`, and DVC's own overhead.
+"""Benchmarks of ser: the front end (and its FLAC decoder), training throughput per preset, time to accuracy
+of the training recipe against the old default, data-parallel throughput, `ser predict`, and DVC's own overhead.
 
     python benchmarks/run.py [--quick] [--clips N] [--out results.json] [--readme README.md]
 
@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import BUDGETS, REPO_ROOT, clip_files, corpus_mirror, machine_info, timed
+from distributed import distributed_section
 from dvc_overhead import dvc_section
 from flac_decoding import flac_decoding_section
 from frontend import front_end_section
 from prediction import prediction_section
 from report import README, shown_path, write_readme
+from time_to_accuracy import time_to_accuracy_section
 from training import training_section
 
 from ser.audio import FrontEndConfig
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "front_end": lambda: front_end_section(files, mirror, frontend, budget),
         "flac_decoding": lambda: flac_decoding_section(files, budget),
         "training": lambda: training_section(frontend, params.train, size, budget),
+        "time_to_accuracy": lambda: time_to_accuracy_section(params, budget),
+        "distributed": lambda: distributed_section(params, budget),
         "prediction": lambda: prediction_section(files, frontend, size, members, budget),
         "dvc": lambda: dvc_section(budget),
     }
