@@ -70,6 +70,8 @@ def process_group(device: torch.device) -> Iterator[Ranks]:
         yield ALONE
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # this rank's GPU (LOCAL_RANK, ser.device.pick_device) for every CUDA call
     dist.init_process_group(backend, timeout=TIMEOUT, device_id=device if device.type == "cuda" else None)
     if device.type == "cpu":
         local_size = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
@@ -86,9 +88,9 @@ def copy_buffers_from_main(model: torch.nn.Module) -> None:
         dist.broadcast(buffer, src=0)
 
 
-def sum_over_ranks(*values: float) -> list[float]:
-    """Each value summed over the ranks (float64), in the order given."""
-    total = torch.tensor(values, dtype=torch.float64)
+def sum_over_ranks(values: Sequence[float], device: torch.device) -> list[float]:
+    """Each value summed over the ranks (float64, through `device`: NCCL reduces CUDA tensors only), in order."""
+    total = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(total)
     return total.tolist()
 

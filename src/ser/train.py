@@ -309,7 +309,7 @@ class Training:
         self.step_seconds += time.perf_counter() - started
         self.rng_state = _global_rng_state(device)
         if ranks.distributed:  # the global batch's loss is the ranks' mean (what DDP's gradient is of)
-            train_loss, train_correct = sum_over_ranks(train_loss, train_correct)
+            train_loss, train_correct = sum_over_ranks([train_loss, train_correct], device)
             train_loss /= ranks.world_size
             copy_buffers_from_main(self.model)  # BatchNorm's running statistics as rank 0's
         seen = self.n_batches * params.batch_size
