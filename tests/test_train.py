@@ -17,6 +17,7 @@ from ser.train import (
     epoch_rows,
     label_indices,
     mixup,
+    one_cycle,
     rows_per_epoch,
     sample_weights,
     selection_score,
@@ -305,3 +306,22 @@ def test_training_on_one_version_a_epoch_takes_a_third_of_the_steps(fast):
     every = train_model(tripled, val, tiny(), dataclasses.replace(params, versions_per_epoch=None), torch.device("cpu"))
     assert every.steps == 3 * one.steps == 3 * fast.epochs * (len(train.table) // fast.batch_size)
     assert one.best_val["all"]["ua"] > 0.5
+
+
+@pytest.mark.parametrize("total_steps", [1, 3, 4, 10, 2040])
+def test_the_schedule_warms_up_then_anneals_however_few_the_steps(params, total_steps):
+    optimizer = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=params.train.lr)
+    schedule = one_cycle(optimizer, params.train, total_steps)
+    rates = []
+    for _ in range(total_steps):
+        rates.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    if total_steps < 4:  # too short for a warm-up and an annealing: the peak rate throughout
+        assert rates == [params.train.lr] * total_steps
+        return
+    peak = int(np.argmax(rates))
+    assert rates[peak] == pytest.approx(params.train.lr) and 1 <= peak <= total_steps - 3
+    assert rates[: peak + 1] == sorted(rates[: peak + 1]) and rates[peak:] == sorted(rates[peak:], reverse=True)
+    if total_steps == 2040:  # a real run: the warm-up is params.warmup of the steps, as OneCycleLR makes it
+        assert peak == round(params.train.warmup * total_steps) - 1

@@ -121,4 +121,6 @@ def same_weights_on_every_rank(model: torch.nn.Module, ranks: Ranks) -> str:
 def relaunch(processes: int, script: str, argv: Sequence[str]) -> int:
     """Run `script argv` as `processes` processes under torchrun (one machine) and return its exit status."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    return subprocess.run([*command, script, *argv], check=False).returncode
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, available_cores() // processes))  # torchrun's: 1
+    env = {**os.environ, "OMP_NUM_THREADS": threads}
+    return subprocess.run([*command, script, *argv], check=False, env=env).returncode

@@ -145,6 +145,23 @@ def adamw(model: torch.nn.Module, params: TrainParams) -> torch.optim.AdamW:
     return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
 
 
+MIN_PHASE_STEPS = 2  # OneCycleLR divides by each phase's steps minus one
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The one-cycle schedule (Smith 2018) over `total_steps`: `params.warmup` of them warming up to `params.lr`,
+    the rest annealing. A short run (a test's slice) still warms up for MIN_PHASE_STEPS steps; a run too short
+    for two phases of that length keeps the peak rate throughout."""
+    if total_steps < 2 * MIN_PHASE_STEPS:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    pct_start = min(max(params.warmup, MIN_PHASE_STEPS / total_steps), 1 - MIN_PHASE_STEPS / total_steps)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=params.lr, total_steps=total_steps, pct_start=pct_start
+    )
+
+
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -262,9 +279,7 @@ class Training:
         if self.n_batches == 0:
             raise ValueError(f"{len(self.x_train)} training clips: fewer than one batch of {params.batch_size}")
         self.optimizer = adamw(self.model, params)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=params.lr, total_steps=params.epochs * self.n_batches, pct_start=params.warmup
-        )
+        self.scheduler = one_cycle(self.optimizer, params, params.epochs * self.n_batches)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         # running mean of the weights over the last `average_last` epochs (stochastic weight averaging)
         self.averaged = (
