@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from training import random_split
 
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
-from ser.distributed import process_group
+from ser.distributed import free_port, process_group, rank_environment
 from ser.model import ModelConfig
 from ser.params import Params
 from ser.train import Training
@@ -26,22 +25,9 @@ PROCESS_COUNTS = (1, 2)
 ROUNDS = 2  # alternating rounds of (1 process, 2 processes); the best of each is reported
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _rank(rank: int, world_size: int, port: int, params: Params, steps: int, out: str) -> None:
     """One rank: a warm-up epoch of `steps` global batches, then a timed one; rank 0 writes its samples/s."""
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        LOCAL_WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(rank_environment(rank, world_size, port))
     frontend = FrontEndConfig(audio=params.audio, melspec=params.melspec)
     config = ModelConfig.from_preset(params.model.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     train_params = dataclasses.replace(
@@ -67,7 +53,7 @@ def throughput(world_size: int, params: Params, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         out = str(Path(folder) / "result.json")
         mp.start_processes(
-            _rank, args=(world_size, _free_port(), params, steps, out), nprocs=world_size, start_method="spawn"
+            _rank, args=(world_size, free_port(), params, steps, out), nprocs=world_size, start_method="spawn"
         )
         return json.loads(Path(out).read_text())
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import socket
 
 import pandas as pd
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ser.distributed import ALONE, Ranks, process_group, weights_digest
+from ser.distributed import ALONE, Ranks, free_port, process_group, rank_environment, weights_digest
 from ser.model import Classifier
 from ser.train import train_model
-from test_train import synthetic_split, tiny
+from test_train import shortened, synthetic_split, tiny
 
 # How far two processes may drift from one on these synthetic clips (training loss about 2.1 at the start,
 # absolute differences). Every step sees the same clips, masks and mixup partners; only BatchNorm differs: it
@@ -27,21 +26,8 @@ LOSS_TOLERANCE = 0.15  # any epoch
 SCORE_TOLERANCE = 0.15  # the best validation score
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _rank(rank: int, world_size: int, port: int, params, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        LOCAL_WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(rank_environment(rank, world_size, port))
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
     device = torch.device("cpu")
     with process_group(device) as ranks:
@@ -53,21 +39,7 @@ def _rank(rank: int, world_size: int, port: int, params, out: str) -> None:
 @pytest.fixture(scope="module")
 def ddp_params(params):
     """Short training on the synthetic clips, with mixup and masks on: what the ranks must agree on."""
-    return dataclasses.replace(
-        params.train,
-        corpora=("ravdess",),
-        epochs=6,
-        batch_size=16,
-        lr=3e-3,
-        weight_decay=0.0,
-        time_masks=1,
-        freq_masks=1,
-        freq_mask_bands=2,
-        mixup=0.4,
-        average_last=2,
-        members=1,
-        versions_per_epoch=None,
-    )
+    return dataclasses.replace(shortened(params.train), epochs=6, mixup=0.4, average_last=2, versions_per_epoch=None)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from ser.corpora import EMOTIONS
 from ser.evaluation import predict_proba, scores
 from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig
+from ser.params import TrainParams
 from ser.plots import training_curves
 from ser.train import (
     epoch_rows,
@@ -42,12 +43,11 @@ def synthetic_split(n_per_class: int, seed: int, classes=EMOTIONS) -> FeatureSpl
     return FeatureSplit(features=features, table=pd.DataFrame({"emotion": emotions, "corpus": "ravdess"}))
 
 
-@pytest.fixture
-def fast(params):
+def shortened(train: TrainParams) -> TrainParams:
     """params.yaml's training, shortened to seconds on the synthetic splits (all "ravdess"): one model, no mixup,
     no averaging."""
     return dataclasses.replace(
-        params.train,
+        train,
         corpora=("ravdess",),
         epochs=4,
         batch_size=16,
@@ -60,6 +60,11 @@ def fast(params):
         average_last=0,
         members=1,
     )
+
+
+@pytest.fixture
+def fast(params):
+    return shortened(params.train)
 
 
 def tiny() -> ModelConfig:

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -116,6 +117,26 @@ def same_weights_on_every_rank(model: torch.nn.Module, ranks: Ranks) -> str:
     if differing:
         raise RuntimeError(f"ranks {differing} ended training with weights other than rank 0's")
     return mine
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now: the rendezvous of ranks started without torchrun."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rank_environment(rank: int, world_size: int, port: int) -> dict[str, str]:
+    """The variables torchrun sets for rank `rank` of `world_size` on one machine, for ranks started another way
+    (torch.multiprocessing in the tests and the benchmark), so that `process_group` finds them."""
+    return {
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "LOCAL_WORLD_SIZE": str(world_size),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
 
 
 def relaunch(processes: int, script: str, argv: Sequence[str]) -> int:
