@@ -37,6 +37,9 @@ class Budget:
     skipped_presets: tuple[str, ...]  # presets left out of the training section
     min_timed_steps: int  # at least this many timed steps, however slow the preset
     matmul_s: float  # s of matmuls per peak measurement (one before the presets, one after)
+    variants: tuple[str, ...]  # ways to run the default preset's step (training.VARIANTS), compared side by side
+    variant_rounds: int  # alternating rounds of them
+    variant_round_s: float  # about this many s of steps per variant per round
     tta_sources: int  # time to accuracy: training clips (each with its augmented copies) of the fold
     tta_epochs: int | None  # time to accuracy: epochs of both recipes; None: each recipe's own
     ddp_steps: int  # data-parallel throughput: timed steps with 1 and with 2 processes
@@ -53,7 +56,10 @@ BUDGETS: dict[str, Budget] = {
         skipped_presets=(),
         min_timed_steps=2,
         matmul_s=3.0,
-        tta_sources=600,
+        variants=("fp32", "bf16 autocast", "torch.compile"),
+        variant_rounds=3,
+        variant_round_s=5.0,
+        tta_sources=500,
         tta_epochs=None,
         ddp_steps=30,
         prediction_repeats=2,
@@ -67,6 +73,9 @@ BUDGETS: dict[str, Budget] = {
         skipped_presets=("16M", "32M"),
         min_timed_steps=1,
         matmul_s=0.3,
+        variants=("fp32", "bf16 autocast"),  # compiling takes over a minute
+        variant_rounds=1,
+        variant_round_s=0.2,
         tta_sources=64,
         tta_epochs=2,
         ddp_steps=2,

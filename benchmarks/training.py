@@ -1,5 +1,6 @@
 """Section 2: training samples/s and FLOPs of every preset, as a share of the fp32 matmul rate measured around them
-(the machine's practical peak, in the same run)."""
+(the machine's practical peak, in the same run); and the default preset's step three ways, their rounds
+alternating: fp32 as trained, in bfloat16 autocast, and compiled by torch.compile (inductor)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from common import GIGA, Budget, calls_per_s, print_table, timed
+from common import GIGA, Budget, alternating, calls_per_s, print_table, speedups_per_round, timed
 
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
@@ -62,16 +63,18 @@ class TrainingStep:
     step_flops: int  # forward + backward
 
 
-def training_step(config: ModelConfig, params: TrainParams) -> TrainingStep:
+def training_step(config: ModelConfig, params: TrainParams, bf16: bool = False, compiled: bool = False) -> TrainingStep:
+    """The step as ser.train runs it on the CPU (fp32, eager), or in bfloat16 autocast, or torch.compile'd."""
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     model = Classifier(config).train()
+    net = torch.compile(model) if compiled else model
     optimizer = adamw(model, params)
     shape = (params.batch_size, config.n_mels, config.n_frames)
     inputs = INPUT_DB_MEAN + INPUT_DB_STD * torch.randn(shape, generator=generator)  # (B, n_mels, n_frames) dB
     targets = torch.randint(0, config.n_classes, (params.batch_size,), generator=generator)
     weights = torch.ones(params.batch_size)
-    autocast = torch.autocast("cpu", enabled=False)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
     sample = slice(0, FLOP_COUNT_BATCH)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
@@ -81,7 +84,7 @@ def training_step(config: ModelConfig, params: TrainParams) -> TrainingStep:
 
     def step() -> None:
         batch = spec_augment(inputs, params, generator)
-        train_step(model, optimizer, batch, targets, weights, params.label_smoothing, autocast)
+        train_step(net, optimizer, batch, targets, weights, params.label_smoothing, autocast)
 
     return TrainingStep(step, count_parameters(model), forward_flops, step_flops)
 
@@ -105,6 +108,43 @@ def preset_throughput(name: str, bench: TrainingStep, params: TrainParams, budge
         "forward_backward_gflop_per_sample": bench.step_flops / FLOP_COUNT_BATCH / GIGA,
         "achieved_gflop_per_s": bench.step_flops / FLOP_COUNT_BATCH * samples_per_s / GIGA,
     }
+
+
+# the default preset's step as ser.train runs it on the CPU, and two ways it could run (training_step's options)
+VARIANTS = {"fp32": {}, "bf16 autocast": {"bf16": True}, "torch.compile": {"compiled": True}}
+
+
+def step_variants(config: ModelConfig, params: TrainParams, budget: Budget) -> dict:
+    """Samples/s of the default preset's training step in each of VARIANTS, their rounds alternating (about
+    budget.variant_round_s each), and each one's speed-up over fp32 (best over best, and round by round). The
+    first two steps of each are timed apart: they hold torch.compile's compilation."""
+    steps, first_seconds = {}, {}
+    for name in budget.variants:
+        bench = training_step(config, params, **VARIANTS[name])
+        first_seconds[name], _ = timed(lambda bench=bench: [bench.step() for _ in range(2)])
+        steps[name] = bench.step
+    n_steps = max(1, round(budget.variant_round_s / min(first_seconds.values()) * 2))
+    runs, _ = alternating(
+        {name: lambda step=step: [step() for _ in range(n_steps)] for name, step in steps.items()},
+        budget.variant_rounds,
+    )
+    rows = [
+        {
+            "variant": name,
+            "first_two_steps_seconds": first_seconds[name],
+            "samples_per_s": n_steps * params.batch_size / min(seconds),
+            "speedup_over_fp32": min(runs["fp32"]) / min(seconds),
+            "speedup_per_round": speedups_per_round(seconds, runs["fp32"]),
+        }
+        for name, seconds in runs.items()
+    ]
+    print_table(
+        f"2b. the {config.n_mels}x{config.n_frames} default preset's step, {budget.variant_rounds} alternating "
+        f"rounds of {n_steps} steps",
+        rows,
+        ["variant", "first_two_steps_seconds", "samples_per_s", "speedup_over_fp32"],
+    )
+    return {"steps_per_round": n_steps, "rows": rows}
 
 
 def training_section(frontend: FrontEndConfig, params: TrainParams, default_size: str, budget: Budget) -> dict:
@@ -137,9 +177,12 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
         f"fp32 {MATMUL_SIZE}^3 matmul: {matmul_before:.1f} GFLOP/s before, {matmul_after:.1f} after; "
         f"practical peak = max = {peak:.1f} GFLOP/s"
     )
+    default_config = ModelConfig.from_preset(default_size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
+    variants = step_variants(default_config, params, budget)
     return {
         "rows": rows,
         "default_preset": default_size,
+        "variants": variants,
         "skipped_presets": list(budget.skipped_presets),
         "matmul_size": MATMUL_SIZE,
         "matmul_gflop_per_s_before": matmul_before,
@@ -151,6 +194,8 @@ def training_section(frontend: FrontEndConfig, params: TrainParams, default_size
             f"{budget.warmup_steps} warm-up step(s), then a number of steps scaled to about "
             f"{budget.train_target_s} s; each step is spec_augment + forward + label-smoothed cross-entropy + "
             "backward + AdamW, on random dB inputs; practical peak = the faster of two "
-            f"{MATMUL_SIZE}^3 fp32 torch.mm runs (before and after the presets)"
+            f"{MATMUL_SIZE}^3 fp32 torch.mm runs (before and after the presets); variants: the default preset's step "
+            "in fp32 (as ser.train runs it on the CPU), in bfloat16 autocast and compiled by torch.compile "
+            "(inductor), their rounds alternating; speed-up: fp32's best round over the variant's"
         ),
     }
