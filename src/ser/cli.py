@@ -1,4 +1,5 @@
-"""The `ser` command: `ser predict` (emotions of audio files) and `ser info` (what a model bundle holds).
+"""The `ser` command: `ser predict` (emotions of audio files), `ser info` (what a model bundle holds) and
+`ser export` (a bundle as ONNX).
 
 A thin layer over ser.predict: parse the command line, run the Predictor, format the table. User errors
 (bad files, bad model, bad options) are one line on stderr, never a traceback; names holding control
@@ -114,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files, or folders to search")
-    model_help = "model bundle (default: %(default)s, fold 1's model, written by `dvc repro`)"
+    model_help = (
+        "model bundle, or an ONNX file `ser export` wrote (default: %(default)s, fold 1's model, written by "
+        "`dvc repro`)"
+    )
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
     predict.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
     predict.add_argument(
@@ -127,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     force_help = "replace --out even if it is an input, the model or a file ser did not write"
     predict.add_argument("--force", action="store_true", help=force_help)
     predict.add_argument("--per-window", action="store_true", help="one row per window, with its start time (s)")
+    predict.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="draw the emotion probabilities over time, window by window, of the one file given, into this PNG",
+    )
     predict.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     predict.add_argument(
         "--silence-dbfs",
@@ -152,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
     info.set_defaults(run=run_info)
+
+    export = commands.add_parser(
+        "export",
+        help="write a model bundle as ONNX",
+        description=(
+            "Write a model bundle (every member of its ensemble) as one ONNX file, log-mel in, log-probabilities "
+            "out, with the labels and front-end settings in its metadata: `ser predict --model FILE.onnx` runs "
+            "it with onnxruntime. Checks the file against the bundle on random inputs before it says done."
+        ),
+    )
+    export.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help=model_help)
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: onnx)")
+    export.add_argument(
+        "--out", type=Path, metavar="FILE", help="the file to write, ending in .onnx (default: the model's, as .onnx)"
+    )
+    export.set_defaults(run=run_export)
     return parser
 
 
@@ -280,6 +306,8 @@ def run_predict(args: argparse.Namespace) -> int:
     device = usable_device(args.device)
     if args.out is not None:
         check_out(args.out, args.paths, args.model, args.format, args.force)
+    if args.plot is not None:
+        check_plot(args.plot, args.paths, args.model)
     predictor = Predictor(args.model, device, options)
     predictions: list[Prediction] = []
     failed = silent = not_speech = 0
@@ -308,6 +336,8 @@ def run_predict(args: argparse.Namespace) -> int:
                 tmp.write_text(text)
         except OSError as error:
             raise UsageError(f"--out {shown(args.out)}: cannot write the output ({error.strerror or error})") from error
+    if args.plot is not None and predictions:
+        draw_timeline(predictions[0], args.plot, predictor.frontend.audio.duration)
     predicted = len(predictions) - silent - not_speech
     print(
         f"ser predict: {predicted} predicted, {failed} failed, {silent} silent, {not_speech} not speech",
@@ -316,23 +346,91 @@ def run_predict(args: argparse.Namespace) -> int:
     return EXIT_FILES_FAILED if failed else EXIT_OK
 
 
+def check_plot(plot: Path, paths: Sequence[Path], model: Path) -> None:
+    """Refuse, before anything is predicted, a --plot for more than one file (or a folder), not named .png, or
+    that is an input or the model."""
+    name = f"--plot {shown(plot)}"
+    if len(paths) != 1 or paths[0].is_dir():
+        raise UsageError(f"{name}: draws one recording; give a single audio file, not {len(paths)} paths or a folder")
+    if plot.suffix.lower() != ".png":
+        raise UsageError(f"{name}: writes a PNG; name a file ending in .png")
+    if plot.is_dir():
+        raise UsageError(f"{name}: is a folder; name a file to write")
+    try:
+        found = plot.stat()
+    except OSError:
+        return
+    if is_same_file(found, model) or is_same_file(found, paths[0]):
+        raise UsageError(f"{name}: is the model or the input; name another file")
+
+
+def draw_timeline(prediction, plot: Path, window_s: float) -> None:
+    """The one file's windows as ser.plots.emotion_timeline draws them, titled with its name and duration."""
+    import numpy as np
+
+    from ser.plots import emotion_timeline
+
+    windows = prediction.windows
+    starts = np.array([window.start_s for window in windows])
+    probabilities = np.array(
+        [window.probabilities or [float("nan")] * len(prediction.labels) for window in windows], dtype=float
+    )
+    title = (
+        f"{prediction.path.name}: {prediction.duration_s:.1f} s, {len(windows)} window(s) of {window_s:g} s; "
+        f"overall {prediction.predicted}"
+    )
+    try:
+        emotion_timeline(starts, probabilities, prediction.labels, window_s, title, plot)
+    except OSError as error:
+        raise UsageError(f"--plot {shown(plot)}: cannot write it ({error.strerror or error})") from error
+    print(f"ser predict: drew {len(windows)} window(s) of {shown(prediction.path)} into {shown(plot)}", file=sys.stderr)
+
+
 def run_info(args: argparse.Namespace) -> int:
     import dataclasses
 
     import torch
 
-    from ser.bundle import load_bundle
+    from ser.predict import load_model
 
-    bundle = load_bundle(args.model, torch.device("cpu"))
+    bundle = load_model(args.model, torch.device("cpu"))
     summary = {
         "model": str(args.model),
-        "members": len(bundle.model.members),
+        "members": len(bundle.model.members) if hasattr(bundle.model, "members") else bundle.model.n_members,
         "labels": list(bundle.labels),
         "model_config": dataclasses.asdict(bundle.model_config),
         "frontend": bundle.frontend.as_dict(),
         "info": bundle.info,
     }
     print(json.dumps(summary, indent=2, default=str))
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from ser.bundle import load_bundle
+    from ser.export import export_onnx, largest_difference
+
+    if args.model.suffix.lower() == ".onnx":
+        raise UsageError(f"--model {shown(args.model)}: already ONNX; export a model bundle (.pt)")
+    out = args.out if args.out is not None else args.model.with_suffix(".onnx")
+    if out.suffix.lower() != ".onnx":
+        raise UsageError(f"--out {shown(out)}: name a file ending in .onnx (ser predict knows ONNX by its suffix)")
+    if out.is_dir():
+        raise UsageError(f"--out {shown(out)}: is a folder; name a file to write")
+    bundle = load_bundle(args.model, torch.device("cpu"))
+    try:
+        export_onnx(bundle, out)
+    except OSError as error:
+        raise UsageError(f"--out {shown(out)}: cannot write it ({error.strerror or error})") from error
+    difference = largest_difference(bundle, out)
+    size_mb = out.stat().st_size / 1e6
+    print(
+        f"ser export: wrote {shown(out)} ({size_mb:.1f} MB, {len(bundle.model.members)} member(s)); its "
+        f"probabilities differ from the bundle's by at most {difference:.1e} on random inputs",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

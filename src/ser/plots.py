@@ -104,3 +104,41 @@ def confusion_matrices(matrices: dict[str, np.ndarray], path: Path) -> None:
         )
         ax.set_title(f"{title}: {int(matrix.sum())} test clips")
     save_figure(figure, path)
+
+
+def emotion_timeline(
+    starts_s: np.ndarray, probabilities: np.ndarray, labels: tuple[str, ...], window_s: float, title: str, path: Path
+) -> None:
+    """The emotion probabilities of a recording's windows over time: a line per emotion at each window's
+    centre, the most probable emotion as a band along the top, windows not judged (silence, no speech) grey.
+
+    Args:
+        starts_s: (n_windows,) each window's start in s.
+        probabilities: (n_windows, n_labels); a row of NaN for a window not judged.
+    """
+    centres = np.asarray(starts_s, dtype=float) + window_s / 2
+    p = np.asarray(probabilities, dtype=float).reshape(len(centres), len(labels))
+    judged = ~np.isnan(p).any(axis=1)
+    colours = plt.get_cmap("tab10").colors
+    figure, (band, axes) = plt.subplots(
+        2, 1, figsize=(10, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 8], "hspace": 0.05}
+    )
+    step = np.median(np.diff(centres)) if len(centres) > 1 else window_s
+    for centre, row, ok in zip(centres, p, judged, strict=True):
+        colour = colours[int(np.argmax(row)) % len(colours)] if ok else "lightgrey"
+        band.axvspan(centre - step / 2, centre + step / 2, color=colour, linewidth=0)
+        if not ok:
+            axes.axvspan(centre - step / 2, centre + step / 2, color="whitesmoke", linewidth=0)
+    for i, label in enumerate(labels):
+        axes.plot(centres, p[:, i], marker=".", color=colours[i % len(colours)], label=label)
+    band.set_yticks([])
+    band.set_ylabel("top", rotation=0, ha="right", va="center")
+    band.set_title(title)
+    axes.set_ylim(0, 1)
+    if len(centres):
+        axes.set_xlim(centres[0] - step / 2, centres[-1] + step / 2)
+    axes.set_xlabel("time, s (centre of each window)")
+    axes.set_ylabel("probability")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    axes.grid(alpha=0.3)
+    save_figure(figure, path)

@@ -156,6 +156,15 @@ def find_files(paths: Iterable[str | Path]) -> Iterator[Path | Failure]:
             yield Failure(path, "no audio files in this folder")
 
 
+def load_model(path: str | Path, device: torch.device) -> Bundle:
+    """A bundle file, or an exported ONNX file (by its .onnx suffix) as a Bundle (ser.export)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from ser.export import load_onnx_bundle  # onnxruntime only when asked for
+
+        return load_onnx_bundle(path)
+    return load_bundle(path, device)
+
+
 def decode_unless_long(path: Path, sample_rate: int, stream_above_s: float) -> tuple[np.ndarray | None, bool] | Failure:
     """A file's mono samples at `sample_rate` (load_audio), or None for a file to stream, and whether they are
     stored as floats (FLOAT_SUBTYPES); or a Failure."""
@@ -171,7 +180,8 @@ class Predictor:
     """A model bundle ready to predict: `Predictor("data/models/1/model.pt").predict_file("clip.wav")`.
 
     Args:
-        bundle: a bundle file (read with load_bundle: no code is executed) or a loaded Bundle.
+        bundle: a bundle file (read with load_bundle: no code is executed), an ONNX file that `ser export` wrote
+            (run by onnxruntime on the CPU, whatever `device` says), or a loaded Bundle.
         device: where the front end and the model run.
         options: windowing, silence threshold, batching, decoding processes, streaming.
     """
@@ -180,7 +190,7 @@ class Predictor:
         self, bundle: str | Path | Bundle, device: torch.device | str = "cpu", options: PredictOptions | None = None
     ):
         self.device = torch.device(device)
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, self.device)
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_model(bundle, self.device)
         self.bundle.model.to(self.device).eval()
         self.frontend: audio.FrontEndConfig = self.bundle.frontend
         self.labels: tuple[str, ...] = self.bundle.labels
