@@ -1,5 +1,5 @@
 """Benchmarks of ser: the front end (and its FLAC decoder), training throughput per preset, time to accuracy
-of the training recipe against a faster candidate, data-parallel throughput, `ser predict`, and DVC's own overhead.
+of the training recipe against the old default, data-parallel throughput, `ser predict`, and DVC's own overhead.
 
     python benchmarks/run.py [--quick] [--clips N] [--out results.json] [--readme README.md]
 
