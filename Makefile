@@ -3,6 +3,7 @@
 #   make test    install everything into .venv, then lint and run the test suite
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
 #   make cv-report   gather the folds run as separate experiments (reports/folds/<k>/; FOLDS="1 2" picks) into reports/cv/
+#                    (REPORTS=reports/old-recipe: those of the recipe before issue 13)
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
 
 VENV := .venv
@@ -33,16 +34,17 @@ verify: install
 
 # The cv stage's script over folds run as separate experiments, one session at a time: each fold's result files
 # (metrics/folds/<k>/ and plots/folds/<k>/ of its experiment) committed to reports/folds/<k>/ as it finished.
-# For the folds in FOLDS, into reports/cv/.
-FOLDS ?= $(sort $(notdir $(wildcard reports/folds/*)))
-CV_PARAMS := reports/cv/params.yaml
+# For the folds in FOLDS, into reports/cv/ (or those under REPORTS).
+REPORTS ?= reports
+FOLDS ?= $(sort $(notdir $(wildcard $(REPORTS)/folds/*)))
+CV_PARAMS := $(REPORTS)/cv/params.yaml
 comma := ,
 empty :=
 space := $(empty) $(empty)
 
 cv-report: install
-	mkdir -p reports/cv
+	mkdir -p $(REPORTS)/cv
 	printf 'cv:\n  folds: [%s]\n' "$(subst $(space),$(comma),$(strip $(FOLDS)))" > $(CV_PARAMS)
-	$(BIN)/python src/stages/cv.py --params $(CV_PARAMS) --fold-metrics reports/folds --fold-plots reports/folds \
-		--metrics reports/cv/cv.json --predictions reports/cv/predictions.csv --history reports/cv/training.csv \
-		--confusion reports/cv/confusion.png
+	$(BIN)/python src/stages/cv.py --params $(CV_PARAMS) --fold-metrics $(REPORTS)/folds --fold-plots $(REPORTS)/folds \
+		--metrics $(REPORTS)/cv/cv.json --predictions $(REPORTS)/cv/predictions.csv \
+		--history $(REPORTS)/cv/training.csv --confusion $(REPORTS)/cv/confusion.png
