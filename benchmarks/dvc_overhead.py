@@ -40,7 +40,7 @@ def dvc_section(budget: Budget) -> dict:
         for command, seconds in timings.items()
         if seconds
     ]
-    print_table(f"4. DVC overhead (median of up to {budget.dvc_repeats})", rows, ["command", "runs", "median_seconds"])
+    print_table(f"6. DVC overhead (median of up to {budget.dvc_repeats})", rows, ["command", "runs", "median_seconds"])
     if problem:
         print(f"note: {problem}")
     return {

@@ -71,7 +71,7 @@ def prediction_section(
         for path, seconds in (("Predictor.predict_paths", predictor_seconds), ("ser predict", command_seconds))
     ]
     print_table(
-        f"3. prediction, {len(files)} clips, {source} (best of {budget.prediction_repeats})",
+        f"5. prediction, {len(files)} clips, {source} (best of {budget.prediction_repeats})",
         rows,
         ["path", "best_seconds", "clips_per_s"],
     )
