@@ -4,6 +4,7 @@
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
 #   make cv-report   gather the folds run as separate experiments (reports/folds/<k>/; FOLDS="1 2" picks) into reports/cv/
 #                    (REPORTS=reports/old-recipe: those of the recipe before issue 13)
+#   make plots-template  rebuild .dvc/plots/offline.html, the offline page of dvc plots (needs npm; maintainers)
 #   make report  report/report.md: dvc metrics diff and params diff against AGAINST (default main), and the figures
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
 
@@ -12,7 +13,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU wheel; on a CUDA machine install a CUDA build of the same version.
 TORCH := torch==2.13.0
 
-.PHONY: install repro test verify cv-report report
+.PHONY: install repro test verify cv-report report plots-template
 
 install: $(VENV)/.installed
 
@@ -32,6 +33,9 @@ test: install
 
 verify: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m ser.verify
+
+plots-template: install
+	$(BIN)/python tools/plots_template.py
 
 # What the workspace changes against a revision, for a pull request or a CI artefact: report/report.md and its images.
 AGAINST ?= main
