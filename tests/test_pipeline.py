@@ -409,3 +409,64 @@ def test_verify_finds_same_size_corruption_that_dvc_status_trusts(project):
             path.write_bytes(data)
             os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
             path.chmod(status.st_mode & 0o777)
+
+
+@pytest.mark.slow
+def test_a_colleague_pulls_from_an_s3_remote_instead_of_retraining(project, clips, tmp_path):
+    """Push a run on the slice to an S3 remote (moto's server on 127.0.0.1), clone afresh, pull: `dvc repro` has
+    nothing to do and `ser predict` runs on the pulled model. The audio is never pushed (push: false): the
+    corpora's licences forbid redistribution."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    root, env = project
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        env = {
+            **env,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket="ser-test")
+        run(["git", "checkout", "-q", "HEAD", "--", "params.yaml"], root, env)  # as the tests before left it
+        run(["dvc", "repro"], root, env)
+        run(["dvc", "remote", "add", "-f", "-d", "storage", "s3://ser-test/dvc"], root, env)
+        run(["dvc", "remote", "modify", "storage", "endpointurl", endpoint], root, env)
+        run(["git", "add", "-A"], root, env)
+        run(["git", "commit", "-qm", "an S3 remote", "--allow-empty"], root, env)
+        run(["dvc", "push"], root, env)
+
+        lock = yaml.safe_load((root / "dvc.lock").read_text())
+        outs = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+        pushed = {
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket="ser-test")
+            for obj in page.get("Contents", [])
+        }
+
+        def in_remote(path: str) -> bool:
+            md5 = outs[path]
+            return f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in pushed
+
+        assert in_remote("data/features") and in_remote("data/models/1") and in_remote("data/split.csv")
+        assert not in_remote("data/raw") and not in_remote("data/augmented")  # audio stays home
+        assert not any(key.endswith(".wav") or key.endswith(".flac") for key in pushed)
+
+        colleague = tmp_path / "colleague"
+        run(["git", "clone", "-q", str(root), str(colleague)], tmp_path, env)
+        run(["dvc", "pull", "--allow-missing"], colleague, env)
+        assert (colleague / "data" / "models" / "1" / "model.pt").is_file()
+        assert not (colleague / "data" / "raw").exists()
+        repro = run(["dvc", "repro", "--allow-missing"], colleague, env)
+        assert "Running stage" not in repro and "up to date" in repro
+        predicted = run(
+            ["ser", "predict", "--model", "data/models/1/model.pt", "--format", "csv", str(clips[0])], colleague, env
+        )
+        assert predicted.splitlines()[0].startswith("path,predicted,confidence")
+    finally:
+        server.stop()
