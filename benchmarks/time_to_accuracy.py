@@ -25,12 +25,22 @@ FOLD = 1
 OLD_RECIPE = {"versions_per_epoch": None, "epochs": 40, "lr": 1e-3}
 
 
+def evenly_spaced_rows(split: FeatureSplit, column: str, n: int) -> FeatureSplit:
+    """The rows whose `column` value is one of `n` values evenly spaced over its sorted distinct values (so every
+    corpus and emotion keeps its share)."""
+    chosen = evenly_spaced(sorted(set(split.table[column])), n)
+    keep = split.table[column].isin(chosen).to_numpy()
+    return FeatureSplit(features=split.features[keep], table=split.table[keep].reset_index(drop=True))
+
+
 def subset(train: FeatureSplit, n_sources: int) -> FeatureSplit:
-    """The versions of `n_sources` source clips, evenly spaced over the sorted source ids (so every corpus and
-    emotion keeps its share)."""
-    sources = evenly_spaced(sorted(set(train.table["source_clip_id"])), n_sources)
-    keep = train.table["source_clip_id"].isin(sources).to_numpy()
-    return FeatureSplit(features=train.features[keep], table=train.table[keep].reset_index(drop=True))
+    """The versions of `n_sources` source clips, evenly spaced over the sorted source ids."""
+    return evenly_spaced_rows(train, "source_clip_id", n_sources)
+
+
+def validation_subset(val: FeatureSplit, share: float) -> FeatureSplit:
+    """`share` of the validation clips, evenly spaced over the sorted clip ids."""
+    return evenly_spaced_rows(val, "clip_id", max(1, round(share * len(val.table))))
 
 
 def recipe_summary(name: str, params: TrainParams, result: TrainResult, target: float | None) -> dict:
@@ -54,13 +64,6 @@ def recipe_summary(name: str, params: TrainParams, result: TrainResult, target: 
         else:
             row["seconds_to_target"] = None
     return row
-
-
-def validation_subset(val: FeatureSplit, share: float) -> FeatureSplit:
-    """`share` of the validation clips, evenly spaced over the sorted clip ids (every corpus keeps its share)."""
-    ids = evenly_spaced(sorted(val.table["clip_id"]), max(1, round(share * len(val.table))))
-    keep = val.table["clip_id"].isin(ids).to_numpy()
-    return FeatureSplit(features=val.features[keep], table=val.table[keep].reset_index(drop=True))
 
 
 def time_to_accuracy_section(params: Params, budget: Budget) -> dict:
