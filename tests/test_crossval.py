@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ser.crossval import FoldMissingError, aggregate, read_fold_results, summary_lines
+from ser.evaluation import PER_UTTERANCE
 from ser.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +54,23 @@ def test_one_fold_has_no_spread_and_a_corpus_missing_from_a_fold_counts_where_pr
     lines = summary_lines(mixed)
     assert lines[0] == "ravdess: 2 fold(s), 20 test clips; UA 0.600 ± 0.141, WA 0.500 ± 0.141, macro-F1 0.400 ± 0.141"
     assert lines[1].startswith("tess: 1 fold(s), 10 test clips; UA 0.900, ")
+
+
+def test_a_speaker_normalised_models_per_clip_scores_are_summarised_beside_and_apart():
+    """evaluate.json of a model normalised per speaker also holds its scores with each clip normalised alone
+    (PER_UTTERANCE): the summary gives both, and the corpora's figures are the speaker-normalised ones."""
+    results = {fold: {**fold_result(ua), PER_UTTERANCE: fold_result(ua - 0.05)} for fold, ua in ((1, 0.6), (2, 0.7))}
+    summary = aggregate(results)
+    assert list(summary) == ["folds", "ravdess", "all", PER_UTTERANCE]
+    assert summary["ravdess"]["ua"]["mean"] == pytest.approx(0.65)
+    assert list(summary[PER_UTTERANCE]) == ["ravdess", "all"]
+    assert summary[PER_UTTERANCE]["ravdess"]["ua"]["mean"] == pytest.approx(0.60)
+    assert summary[PER_UTTERANCE]["ravdess"]["ua"]["std"] == pytest.approx(np.std([0.55, 0.65], ddof=1))
+    lines = summary_lines(summary)
+    assert len(lines) == 4 and lines[2].startswith(
+        "each clip normalised alone: ravdess: 2 fold(s), 20 test clips; UA 0.600"
+    )
+    assert PER_UTTERANCE not in aggregate({1: fold_result(0.6)})  # a model not normalised per speaker: none
 
 
 def write_fold(root: Path, fold: int, result: dict) -> None:

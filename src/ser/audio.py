@@ -25,7 +25,10 @@ import torch
 from ser.errors import UserError
 from ser.params import AudioParams, MelspecParams, from_dict, section
 
-AMIN = 1e-10  # power floor before the log, as librosa.power_to_db's default
+# power floor before the log (librosa.power_to_db's default is 1e-10, -100 dB): far enough below any clip's
+# top_db floor that digital silence lands on that relative floor at any gain, so a quieter copy of a clip
+# differs by a constant in dB, which normalisation removes (float32 holds it: its smallest normal is 1e-38)
+AMIN = 1e-20
 RESAMPLE_QUALITY = "HQ"  # soxr's high quality, for whole files and streams alike
 
 # Extensions searched for in folders, per libsndfile major format; only the formats this libsndfile reads
@@ -322,16 +325,20 @@ def sliding_windows(chunks: Iterable[np.ndarray], size: int, hop: int) -> Iterat
 
 
 TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: RMS over 128 ms frames every 32 ms at 16 kHz
+# RMS floor before the log: librosa's is 1e-5 (-100 dBFS), which a quiet recording's loudest frame minus top_db
+# reaches, and then nothing is trimmed; this one is far below any frame but digital silence, so the cut is the
+# same at any gain
+TRIM_AMIN = 1e-10
 
 
 def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
     """Cut leading and trailing audio more than `top_db` dB below the clip's peak frame.
 
     librosa.effects.trim(samples, top_db=top_db): the same centred RMS frames of TRIM_FRAME samples every
-    TRIM_HOP, 20 log10 with librosa's 1e-5 floor, relative to the loudest frame; tests check it cuts where
-    librosa does on real clips. Each frame's energy is summed from TRIM_FRAME / TRIM_HOP blocks of TRIM_HOP
-    squared samples, so every sample is squared once instead of once per overlapping frame (the sums may
-    differ from librosa's in the last bit). Written out because importing librosa.effects and compiling its
+    TRIM_HOP, 20 log10 (floored at TRIM_AMIN, not librosa's 1e-5), relative to the loudest frame; tests check
+    it cuts where librosa does on real clips. Each frame's energy is summed from TRIM_FRAME / TRIM_HOP blocks
+    of TRIM_HOP squared samples, so every sample is squared once instead of once per overlapping frame (the
+    sums may differ from librosa's in the last bit). Written out because importing librosa.effects and compiling its
     numba code is slow, and every process that trims would pay it: each `ser predict`, each stage worker.
     An all-silent clip (nothing above the threshold) is returned whole.
     """
@@ -345,7 +352,7 @@ def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
     blocks = squares.reshape(n_blocks, TRIM_HOP).sum(axis=1)
     energy = sum(blocks[i : i + n_frames] for i in range(TRIM_FRAME // TRIM_HOP))  # (n_frames,)
     rms = np.sqrt(energy / TRIM_FRAME)
-    db = 20.0 * np.log10(np.maximum(1e-5, rms))
+    db = 20.0 * np.log10(np.maximum(TRIM_AMIN, rms))
     loud = np.flatnonzero(db - db.max() > -top_db)
     if loud.size == 0:
         return samples

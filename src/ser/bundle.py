@@ -32,6 +32,12 @@ class Bundle:
     labels: tuple[str, ...]  # output index -> emotion
     info: dict  # how it was trained: params, kept epochs, validation scores
 
+    @property
+    def normalise(self) -> str:
+        """How the model's input is normalised (ser.normalise): its training's `train.normalise`; "none" for
+        a model trained before there was a choice."""
+        return self.info.get("train", {}).get("normalise", "none")
+
 
 def save_bundle(path: Path, model: Ensemble, frontend: FrontEndConfig, info: dict) -> None:
     """Write the bundle atomically: each member's weights and the config they share. Only tensors, strings,

@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="draw the emotion probabilities over time, window by window, of the one file given, into this PNG",
     )
+    predict.add_argument(
+        "--speakers",
+        choices=["window", "file", "folder", "all"],
+        default=DEFAULTS.speakers,
+        help="for a model normalised per speaker (`ser info` says): which audio shares a speaker, whose "
+        "statistics then normalise it: each window alone, each file (one speaker per recording), each folder, or "
+        "all the files given (default: %(default)s)",
+    )
     predict.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     predict.add_argument(
         "--silence-dbfs",
@@ -280,7 +288,7 @@ def check_out(out: Path, paths: Sequence[Path], model: Path, fmt: str, force: bo
 
 def predict_options(args: argparse.Namespace) -> PredictOptions:
     """The PredictOptions the command line sets (the others keep PredictOptions' defaults)."""
-    fields = [flag.removeprefix("--").replace("-", "_") for flag, *_ in PREDICT_OPTIONS] + ["silence_dbfs"]
+    fields = [flag.removeprefix("--").replace("-", "_") for flag, *_ in PREDICT_OPTIONS] + ["silence_dbfs", "speakers"]
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     try:
         return PredictOptions(**given)
@@ -400,6 +408,7 @@ def run_info(args: argparse.Namespace) -> int:
         "labels": list(bundle.labels),
         "model_config": dataclasses.asdict(bundle.model_config),
         "frontend": bundle.frontend.as_dict(),
+        "normalise": bundle.normalise,
         "info": bundle.info,
     }
     print(json.dumps(summary, indent=2, default=str))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ser.errors import UserError
+from ser.evaluation import PER_UTTERANCE
 from ser.io import read_table
 
 METRICS: tuple[str, ...] = ("ua", "wa", "macro_f1")
@@ -49,13 +50,15 @@ def read_fold_results(
 
 def aggregate(results: dict[int, dict]) -> dict:
     """Per corpus ("all" last): each fold's clips, UA, WA and macro-F1, and over the folds each metric's mean
-    and standard deviation (sample, ddof=1; None for a single fold), and the total clip count."""
-    corpora = [*sorted({name for result in results.values() for name in result if name != "all"}), "all"]
+    and standard deviation (sample, ddof=1; None for a single fold), and the total clip count. Folds of a
+    speaker-normalised model also have their per-clip-normalised scores aggregated, under PER_UTTERANCE."""
+    scored = {fold: {k: v for k, v in result.items() if k != PER_UTTERANCE} for fold, result in results.items()}
+    corpora = [*sorted({name for result in scored.values() for name in result if name != "all"}), "all"]
     summary: dict = {"folds": sorted(results)}
     for corpus in corpora:
         per_fold = {
             str(fold): {"clips": result[corpus]["clips"], **{m: result[corpus][m] for m in METRICS}}
-            for fold, result in sorted(results.items())
+            for fold, result in sorted(scored.items())
             if corpus in result and result[corpus]["clips"]
         }
         entry: dict = {"folds": len(per_fold), "clips": sum(scores["clips"] for scores in per_fold.values())}
@@ -67,6 +70,9 @@ def aggregate(results: dict[int, dict]) -> dict:
             }
         entry["per_fold"] = per_fold
         summary[corpus] = entry
+    alone = {fold: result[PER_UTTERANCE] for fold, result in results.items() if PER_UTTERANCE in result}
+    if alone:
+        summary[PER_UTTERANCE] = {k: v for k, v in aggregate(alone).items() if k != "folds"}
     return summary
 
 
@@ -77,9 +83,12 @@ def summary_lines(summary: dict) -> list[str]:
         mean, std = stats["mean"], stats["std"]
         return "n/a" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}")
 
-    return [
+    lines = [
         f"{corpus}: {entry['folds']} fold(s), {entry['clips']} test clips; "
         + ", ".join(f"{NAMES[metric]} {shown(entry[metric])}" for metric in METRICS)
         for corpus, entry in summary.items()
-        if corpus != "folds"
+        if corpus not in ("folds", PER_UTTERANCE)
     ]
+    if PER_UTTERANCE in summary:
+        lines += [f"each clip normalised alone: {line}" for line in summary_lines(summary[PER_UTTERANCE])]
+    return lines

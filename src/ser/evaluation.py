@@ -13,6 +13,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_s
 from ser.corpora import EMOTIONS
 
 EVAL_BATCH = 256  # clips per forward pass when scoring: no gradients, so larger than training batches
+# the key, beside the corpora, of a speaker-normalised model's scores with each clip normalised alone
+PER_UTTERANCE = "per_utterance"
 SILENT = "silent"  # the `predicted` value of a row that was not judged (a silent file or window)
 
 

@@ -4,6 +4,7 @@ command line answers --help at once)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pydantic
 
@@ -26,3 +27,7 @@ class PredictOptions:
     workers: Positive = 1  # processes decoding files (ser.parallel.imap); 1: decode in this process
     stream_above_s: NonNegativeFloat = 60.0  # s; longer files are decoded block by block, never whole
     block_s: PositiveFloat = 10.0  # s of audio read per block when streaming
+    # Which windows share a speaker, for a model normalised per speaker (ser.normalise): each window alone
+    # ("window", as for a lone clip), the windows of each file ("file": one speaker per recording), the files
+    # of each folder ("folder"), or every file given ("all"). Models normalised otherwise ignore it.
+    speakers: Literal["window", "file", "folder", "all"] = "window"

@@ -164,6 +164,9 @@ class TrainParams:
     # every fetched corpus is validated and tested, and model selection sees the validation of these only
     processes: Positive  # data-parallel training processes (torchrun, ser.distributed); batch_size is global
     compile: Bool  # torch.compile the model for training
+    # each mel band standardised over each speaker's own clips ("speaker"), over each clip ("utterance"), or
+    # not ("none"): ser.normalise; the bundle keeps it, so evaluation and prediction do the same
+    normalise: Literal["none", "utterance", "speaker"]
 
     def __post_init__(self) -> None:
         if self.batch_size % self.processes or self.batch_size // self.processes < 2:

@@ -4,8 +4,11 @@
           -> batches of windows -> LogMel -> model -> softmax -> grouped back per file -> mean over its windows
 
 The front end comes from the bundle, so a file that fits one window gets exactly the melspec stage's
-features. Files longer than `stream_above_s` are read block by block, in constant memory. A file that cannot
-be used becomes a Failure naming it and the problem, and the files after it are still predicted.
+features. A model normalised per speaker (ser.normalise) normalises each window by itself, unless told which
+files share a speaker (`options.speakers`): then each group's statistics are taken in a first pass over its
+windows, and the second pass predicts with them. Files longer than `stream_above_s` are read block by block,
+in constant memory. A file that cannot be used becomes a Failure naming it and the problem, and the files
+after it are still predicted.
 
 What is not speech is not judged, and says what it is instead of an emotion: a silent file or window, one too
 short, one with next to no sound (a click), one holding only a DC offset (`Unjudged`). A window of a float file
@@ -27,6 +30,7 @@ from ser import audio
 from ser.bundle import Bundle, load_bundle
 from ser.corpora import EMOTIONS
 from ser.evaluation import SILENT, probability_table
+from ser.normalise import BandStats, StatsAccumulator, standardise, standardise_each
 from ser.options import PredictOptions
 from ser.parallel import imap
 
@@ -199,13 +203,46 @@ class Predictor:
         self.silence_dbfs = self.frontend.audio.silence_dbfs if silence is None else silence
         self.hop = max(1, round(self.frontend.n_samples * (1.0 - self.options.overlap)))  # samples between windows
         self.logmel = audio.LogMel(self.frontend).to(self.device)
+        self._stats: BandStats | None = None  # of the speaker being predicted (speaker-normalised models)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Emotion probabilities (B, n_classes) of prepared windows (B, n_samples), in one forward pass."""
         with torch.inference_mode():
-            waveforms = torch.from_numpy(np.asarray(windows, dtype=np.float32)).to(self.device)  # (B, n_samples)
-            logits = self.bundle.model(self.logmel(waveforms))  # (B, n_classes)
-            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            return self._probabilities(self._features(windows))
+
+    def _features(self, windows: np.ndarray) -> torch.Tensor:
+        """Log-mel spectrograms (B, n_mels, n_frames) of prepared windows (B, n_samples), on the device."""
+        with torch.inference_mode():
+            return self.logmel(torch.from_numpy(np.asarray(windows, dtype=np.float32)).to(self.device))
+
+    def _probabilities(self, features: torch.Tensor) -> np.ndarray:
+        """The model's probabilities for log-mel features, normalised as the model was trained: by the current
+        speaker statistics if there are any, else each window by itself."""
+        mode = self.bundle.normalise
+        if mode != "none":
+            x = features.cpu().numpy()
+            x = standardise(x, self._stats) if mode == "speaker" and self._stats is not None else standardise_each(x)
+            features = torch.from_numpy(x).to(self.device)
+        logits = self.bundle.model(features)  # (B, n_classes)
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+    def speaker_stats(self, found: Iterable[Path | Failure]) -> BandStats | None:
+        """The BandStats of every judged window of these files (None if there is none): the first pass."""
+        accumulator = StatsAccumulator()
+        batch: list[np.ndarray] = []
+
+        def add() -> None:
+            accumulator.add(self._features(np.stack(batch)).cpu().numpy())
+            batch.clear()
+
+        for item in self._items(found):
+            if isinstance(item, Window) and item.samples is not None:
+                batch.append(item.samples)
+                if len(batch) == self.options.batch_size:
+                    add()
+        if batch:
+            add()
+        return accumulator.stats() if accumulator.count else None
 
     def predict_file(self, path: str | Path) -> Prediction:
         """One file's prediction; raises AudioError (naming the file and the problem) for a file it cannot use."""
@@ -225,7 +262,31 @@ class Predictor:
 
     def predict_paths(self, paths: Iterable[str | Path]) -> Iterator[Prediction | Failure]:
         """A Prediction or a Failure per audio file, in order; folders are searched recursively for audio."""
-        return self._grouped(self._scored(self._items(find_files(paths))))
+        if self.bundle.normalise != "speaker" or self.options.speakers == "window":
+            return self._grouped(self._scored(self._items(find_files(paths))))
+        return self._by_speaker(list(find_files(paths)))
+
+    def _by_speaker(self, found: list[Path | Failure]) -> Iterator[Prediction | Failure]:
+        """Each group of files that share a speaker (`options.speakers`) predicted with the group's statistics,
+        the results in input order."""
+        keys = {
+            "file": lambda item: item,
+            "folder": lambda item: item.parent if isinstance(item, Path) else item,
+            "all": lambda item: None,
+        }[self.options.speakers]
+        groups: dict = {}
+        for index, item in enumerate(found):
+            groups.setdefault(keys(item), []).append((index, item))
+        results: dict[int, Prediction | Failure] = {}
+        for members in groups.values():
+            files = [item for _, item in members]
+            self._stats = self.speaker_stats(files)
+            try:
+                predicted = list(self._grouped(self._scored(self._items(files))))
+            finally:
+                self._stats = None
+            results.update(zip((index for index, _ in members), predicted, strict=True))
+        return iter([results[index] for index in sorted(results)])
 
     def _items(self, found: Iterable[Path | Failure]) -> Iterator[Item]:
         """Every file's windows and end, or its Failure, in order. Files that fit in memory are decoded in

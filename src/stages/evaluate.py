@@ -1,13 +1,16 @@
 """evaluate: score one fold's model on that fold's test clips of every corpus fetched, whether it trained on
-the corpus or not (then the figure is an unseen-corpus one)."""
+the corpus or not (then the figure is an unseen-corpus one). The clips are normalised as the model's training
+normalised them (ser.normalise); a model normalised per speaker is also scored with each clip normalised
+alone, as `ser predict` does a lone clip, under `per_utterance`."""
 
 import pandas as pd
 
 from ser.bundle import load_bundle
 from ser.device import pick_device
-from ser.evaluation import confusion_by_corpus, predict_proba, probability_table, scores_by_corpus
+from ser.evaluation import PER_UTTERANCE, confusion_by_corpus, predict_proba, probability_table, scores_by_corpus
 from ser.features import load_fold
 from ser.io import read_table, write_csv, write_json
+from ser.normalise import normalise_split
 from ser.plots import confusion_matrices
 from ser.stage import run, stage_args
 
@@ -17,17 +20,27 @@ def main(argv=None) -> None:
     device = pick_device()
     bundle = load_bundle(args.model, device)
     test = load_fold(args.features, read_table(args.split), args.fold, "test")
-    probabilities = predict_proba(bundle.model, test.features, device)
-    table = test.table[["clip_id", "corpus", "speaker", "emotion"]].rename(columns={"emotion": "actual"})
-    table = pd.concat(
-        [table.assign(fold=args.fold), probability_table(probabilities, bundle.labels, decimals=4)], axis=1
-    )
+    labels = test.table[["clip_id", "corpus", "speaker", "emotion"]].rename(columns={"emotion": "actual"})
+
+    def predictions(mode: str) -> pd.DataFrame:
+        probabilities = predict_proba(bundle.model, normalise_split(test, mode).features, device)
+        return pd.concat(
+            [labels.assign(fold=args.fold), probability_table(probabilities, bundle.labels, decimals=4)], axis=1
+        )
+
+    table = predictions(bundle.normalise)
     results = scores_by_corpus(table)
+    if bundle.normalise == "speaker":  # what a user with one clip of a speaker gets
+        results[PER_UTTERANCE] = scores_by_corpus(predictions("utterance"))
     write_json(results, args.metrics)
     write_csv(table, args.predictions)
     confusion_matrices(confusion_by_corpus(table), args.confusion)
     trained = bundle.info["corpora"]
     for name, result in results.items():
+        if name == PER_UTTERANCE:
+            ua = ", ".join(f"{corpus} {scores['ua']:.3f}" for corpus, scores in result.items())
+            print(f"evaluate: fold {args.fold}: normalised per clip instead of per speaker: UA {ua}")
+            continue
         unseen = " (unseen in training)" if name != "all" and name not in trained else ""
         print(
             f"evaluate: fold {args.fold}: {name}{unseen}: {result['clips']} clips, WA {result['wa']:.3f}, "

@@ -15,6 +15,7 @@ from ser.distributed import launched_by_torchrun, process_group, relaunch, same_
 from ser.features import load_frontend, load_training_data
 from ser.io import read_table, write_csv, write_json
 from ser.model import ModelConfig, count_parameters
+from ser.normalise import normalise_split
 from ser.params import ModelParams, ParamsError, TrainParams, load_section
 from ser.plots import training_curves
 from ser.stage import run, stage_args
@@ -35,6 +36,7 @@ def main(argv=None) -> None:
         train, val = load_training_data(args.features, split, args.fold, params.corpora)
     except ValueError as error:
         raise ParamsError(f"{args.params}: {error}") from None
+    train, val = normalise_split(train, params.normalise), normalise_split(val, params.normalise)
     device = pick_device()
     with process_group(device) as ranks:
         if ranks.main:
