@@ -11,11 +11,12 @@ import torch
 from common import REPO_ROOT, Budget, print_table
 
 from ser.corpora import EMOTIONS, evenly_spaced
+from ser.evaluation import selection_score
 from ser.features import FeatureSplit, load_frontend, load_training_data
 from ser.io import read_table
 from ser.model import ModelConfig
 from ser.params import Params, TrainParams
-from ser.train import Training, TrainResult, selection_score
+from ser.train import Training, TrainResult
 
 FEATURES = REPO_ROOT / "data" / "features"  # the melspec stage's output
 SPLIT = REPO_ROOT / "data" / "split.csv"

@@ -108,10 +108,13 @@ def test_the_cv_stage_writes_the_summary_pooled_predictions_and_plot_of_its_para
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
     out = tmp_path / "out"
+    baseline = aggregate({fold: fold_result(0.4 + 0.1 * (fold % 2 == 0), 0.9) for fold in range(1, 7)})
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline))  # the baseline stage's six folds
     paths = {
         "params": tmp_path / "params.yaml",
         "fold-metrics": tmp_path / "metrics",
         "fold-plots": tmp_path / "plots",
+        "baseline": tmp_path / "baseline.json",
         "metrics": out / "cv.json",
         "predictions": out / "predictions.csv",
         "history": out / "training.csv",
@@ -120,5 +123,10 @@ def test_the_cv_stage_writes_the_summary_pooled_predictions_and_plot_of_its_para
     stage.main([arg for name, path in paths.items() for arg in (f"--{name}", str(path))])
     summary = json.loads((out / "cv.json").read_text())
     assert summary["folds"] == [1, 2] and summary["ravdess"]["ua"]["mean"] == pytest.approx(0.6)
+    assert summary["baseline"]["ravdess"]["folds"] == 6  # beside the model, its own six folds, no per-fold detail
+    assert summary["baseline"]["ravdess"]["ua"]["mean"] == pytest.approx(0.45)
+    assert (
+        summary["baseline"]["tess"]["ua"] == {"mean": 0.9, "std": 0.0} and "per_fold" not in summary["baseline"]["all"]
+    )
     assert pd.read_csv(out / "predictions.csv")["fold"].tolist() == [1, 2]
     assert (out / "confusion.png").stat().st_size > 5_000

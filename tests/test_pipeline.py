@@ -36,6 +36,8 @@ STAGE_PARAMS = {
     "augment": {"audio.sample_rate", "audio.duration", "audio.trim_db", "augment"},
     "melspec": {"audio", "melspec"},
     "train": {"model.size", "train"},
+    "egemaps": {"audio.sample_rate", "audio.trim_db"},
+    "baseline": {"baseline", "train.corpora"},
     "cv": {"cv"},
 }
 RUN_CACHE_IGNORES = {"size", "nfiles"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ser.corpora import EMOTIONS
-from ser.evaluation import predict_proba, scores
+from ser.evaluation import predict_proba, scores, selection_score
 from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import TrainParams
@@ -21,7 +21,6 @@ from ser.train import (
     one_cycle,
     rows_per_epoch,
     sample_weights,
-    selection_score,
     spec_augment,
     train_ensemble,
     train_model,

@@ -18,6 +18,7 @@ from ser.errors import UserError
 
 # The project's label set, in the order of the model's outputs.
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+SPEAKER: tuple[str, ...] = ("corpus", "speaker")  # the columns that name a speaker: one within one corpus
 N_FOLDS = 6  # every corpus is dealt into this many folds; fold k's test groups are tested in fold k only
 
 # RAVDESS file names: modality-channel-emotion-intensity-statement-repetition-actor, two digits each.

@@ -76,6 +76,19 @@ def aggregate(results: dict[int, dict]) -> dict:
     return summary
 
 
+BASELINE = "baseline"  # the key of the reference row's figures in the cv summary
+
+
+def baseline_means(summary: dict) -> dict:
+    """The baseline's summary (aggregate's layout) without its per-fold figures: per corpus the folds, the clips,
+    and each metric's mean and std."""
+    return {
+        corpus: {"folds": entry["folds"], "clips": entry["clips"], **{metric: entry[metric] for metric in METRICS}}
+        for corpus, entry in summary.items()
+        if corpus != "folds"
+    }
+
+
 def summary_lines(summary: dict) -> list[str]:
     """One line per corpus: mean ± std of UA, WA and macro-F1 over the folds."""
 
@@ -87,8 +100,10 @@ def summary_lines(summary: dict) -> list[str]:
         f"{corpus}: {entry['folds']} fold(s), {entry['clips']} test clips; "
         + ", ".join(f"{NAMES[metric]} {shown(entry[metric])}" for metric in METRICS)
         for corpus, entry in summary.items()
-        if corpus not in ("folds", PER_UTTERANCE)
+        if corpus not in ("folds", PER_UTTERANCE, BASELINE)
     ]
     if PER_UTTERANCE in summary:
         lines += [f"each clip normalised alone: {line}" for line in summary_lines(summary[PER_UTTERANCE])]
+    if BASELINE in summary:
+        lines += [f"baseline (eGeMAPS + SVM): {line}" for line in summary_lines(summary[BASELINE])]
     return lines

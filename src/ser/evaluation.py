@@ -74,6 +74,16 @@ def scores_by_corpus(table: pd.DataFrame) -> dict:
     return result
 
 
+def selection_score(per_corpus: dict[str, dict], corpora: Sequence[str]) -> float:
+    """The validation score that picks the checkpoint: the mean UA of the training corpora (`corpora`), each
+    weighing the same, so that the easy corpus (TESS, near 1.0) cannot outvote the hard ones. A corpus left
+    out of training stays unseen: its validation clips are scored, never used to choose."""
+    missing = [corpus for corpus in corpora if corpus not in per_corpus]
+    if missing:
+        raise ValueError(f"no validation clips of {', '.join(missing)}: nothing to choose the weights with")
+    return float(np.mean([per_corpus[corpus]["ua"] for corpus in corpora]))
+
+
 def confusion(actual: pd.Series, predicted: pd.Series) -> np.ndarray:
     """Counts (n_emotions, n_emotions): rows actual, columns predicted, in EMOTIONS order."""
     return confusion_matrix(actual, predicted, labels=list(EMOTIONS))

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ser.corpora import SPEAKER
 from ser.features import FeatureSplit
 
 MODES: tuple[str, ...] = ("none", "utterance", "speaker")
 STD_FLOOR_DB = 1.0  # a band that barely varies (a silent clip's floor) is divided by this, not by ~0
-GROUP_COLUMNS = ("corpus", "speaker")  # a speaker is one within one corpus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +78,7 @@ def normalise_clips(
 ) -> np.ndarray:
     """The features of the clips of `table` (one row each, in array order) normalised as `mode` says: "none"
     returns them as they are; "utterance" standardises each clip by itself; "speaker" standardises the
-    clips of each speaker (GROUP_COLUMNS) by the BandStats of that speaker's clips where `fit` is true (all of
+    clips of each speaker (ser.corpora.SPEAKER) by the BandStats of that speaker's clips where `fit` is true (all of
     them if `fit` is None; training passes its originals, so the augmented copies are normalised like their
     sources are, and keep the gain and noise they were given)."""
     if mode not in MODES:
@@ -89,7 +89,7 @@ def normalise_clips(
         return standardise_each(features)
     fit = np.ones(len(table), bool) if fit is None else np.asarray(fit, bool)
     out = np.empty(features.shape, np.float32)
-    for key, rows in table.reset_index(drop=True).groupby(list(GROUP_COLUMNS), sort=False).groups.items():
+    for key, rows in table.reset_index(drop=True).groupby(list(SPEAKER), sort=False).groups.items():
         rows = np.asarray(rows)
         fitted = rows[fit[rows]]
         if not len(fitted):

@@ -182,6 +182,11 @@ class TrainParams:
 
 
 @section
+class BaselineParams:
+    c: Annotated[tuple[PositiveFloat, ...], Field(min_length=1)]  # the SVM's C values; validation picks one per fold
+
+
+@section
 class Params:
     fetch: FetchParams
     split: SplitParams
@@ -191,6 +196,7 @@ class Params:
     melspec: MelspecParams
     model: ModelParams
     train: TrainParams
+    baseline: BaselineParams
 
 
 def problems(error: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> list[tuple[str, str]]:

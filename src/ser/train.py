@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ser.corpora import CORPORA, EMOTIONS
 from ser.distributed import ALONE, Ranks, copy_buffers_from_main, sum_over_ranks
-from ser.evaluation import predict_proba, probability_table, scores_by_corpus
+from ser.evaluation import predict_proba, probability_table, scores_by_corpus, selection_score
 from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig, preset_problem
 from ser.params import ModelParams, ParamsError, TrainParams
@@ -88,16 +88,6 @@ def sample_weights(table: pd.DataFrame, balance: str) -> torch.Tensor:
     group_sizes = table.groupby(keys)["emotion"].transform("size").to_numpy()
     weights = 1.0 / group_sizes
     return torch.from_numpy(weights / weights.mean()).float()
-
-
-def selection_score(per_corpus: dict[str, dict], corpora: Sequence[str]) -> float:
-    """The validation score that picks the checkpoint: the mean UA of the training corpora (`corpora`), each
-    weighing the same, so that the easy corpus (TESS, near 1.0) cannot outvote the hard ones. A corpus left
-    out of training stays unseen: its validation clips are scored, never used to choose."""
-    missing = [corpus for corpus in corpora if corpus not in per_corpus]
-    if missing:
-        raise ValueError(f"no validation clips of {', '.join(missing)}: nothing to choose the weights with")
-    return float(np.mean([per_corpus[corpus]["ua"] for corpus in corpora]))
 
 
 def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Generator) -> torch.Tensor:
