@@ -24,7 +24,7 @@ from ser.cli import (
     main,
 )
 from ser.corpora import EMOTIONS
-from ser.predict import Predictor, predictions_table
+from ser.predict import PredictOptions, Predictor, predictions_table
 
 SR = 16000
 P_COLUMNS = [f"p_{emotion}" for emotion in EMOTIONS]
@@ -352,3 +352,29 @@ def test_import_and_help_load_neither_torch_nor_pandas():
     """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout) == [[0, 0, 0], []]  # `ser --help` answers at once
+
+
+def test_speakers_says_which_files_share_a_speaker_for_a_model_normalised_per_speaker(
+    tmp_path, frontend, clips, capsys
+):
+    """`--speakers all` normalises the files given by their pooled statistics, as Predictor does; `ser info`
+    says how the model normalises; a choice that does not exist is refused in one line."""
+    from ser.bundle import save_bundle
+    from ser.model import Classifier, Ensemble, ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset("tiny", frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
+    model = tmp_path / "speaker.pt"
+    save_bundle(model, Ensemble([Classifier(config)]).eval(), frontend, info={"train": {"normalise": "speaker"}})
+    status, out, _ = ser("info", "--model", model, capsys=capsys)
+    assert status == 0 and json.loads(out)["normalise"] == "speaker"
+    for speakers in ("window", "all"):
+        status, out, _ = ser(
+            "predict", "--model", model, "--format", "csv", "--speakers", speakers, *clips, capsys=capsys
+        )
+        expected = Predictor(model, options=PredictOptions(speakers=speakers)).predict_paths(clips)
+        probabilities = parse(out, "csv").filter(like="p_").to_numpy()
+        np.testing.assert_allclose(probabilities, [r.probabilities for r in expected], atol=1e-4)
+    with pytest.raises(SystemExit):
+        ser("predict", "--model", model, "--speakers", "everyone", *clips, capsys=capsys)
+    assert "--speakers: invalid choice: 'everyone'" in capsys.readouterr().err
