@@ -3,7 +3,7 @@
 #   make test    install everything into .venv, then lint and run the test suite
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
 #   make cv-report   gather the folds run as separate experiments (reports/folds/<k>/; FOLDS="1 2" picks) into reports/cv/
-#                    (REPORTS=reports/old-recipe: those of the recipe before issue 13)
+#                    (REPORTS=reports/candidate-one-version: those of issue 13's recipe that was not kept)
 #   make plots-template  rebuild .dvc/plots/offline.html, the offline page of dvc plots (needs npm; maintainers)
 #   make report  report/report.md: dvc metrics diff and params diff against AGAINST (default main), and the figures
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
