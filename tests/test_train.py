@@ -8,6 +8,7 @@ import pydantic
 import pytest
 import torch
 
+from ser.audio import FrontEndConfig, htk_mel, mel_edges
 from ser.corpora import EMOTIONS
 from ser.evaluation import predict_proba, scores, selection_score
 from ser.features import FeatureSplit
@@ -15,6 +16,7 @@ from ser.model import Classifier, Ensemble, ModelConfig
 from ser.params import TrainParams
 from ser.plots import training_curves
 from ser.train import (
+    FrequencyWarp,
     epoch_rows,
     label_indices,
     mixup,
@@ -81,6 +83,64 @@ def test_spec_augment_masks_within_the_widths_and_fills_with_the_clip_mean(fast)
         assert torch.all(out[clip][:, changed] == batch[clip].mean())
     none = spec_augment(batch, dataclasses.replace(params, time_masks=0), torch.Generator())
     assert torch.equal(none, batch)
+
+
+def test_frequency_warp_moves_a_formant_by_its_factor_and_keeps_the_ends(frontend):
+    warp = FrequencyWarp(frontend, 0.1)
+    n_mels = frontend.melspec.n_mels
+    edges = mel_edges(frontend.audio.sample_rate, frontend.melspec)
+    alphas = np.array([0.9, 1.0, 1.1])
+    positions = warp.positions(alphas)  # (3, n_mels)
+    np.testing.assert_allclose(positions[1], np.arange(n_mels), atol=1e-9)  # alpha 1: every band reads itself
+    # the top frequency stays where it is (the paper's warp), so the top band barely moves
+    np.testing.assert_allclose(positions[:, -1], n_mels - 1, atol=0.2)
+    assert np.all(np.diff(positions, axis=1) > 0)  # the warp is monotonic: no band reads behind its neighbour
+    # below the knee, output frequency f reads the source at f / alpha: a band's content moves to alpha f
+    band = 20
+    assert edges[band + 1] < FrequencyWarp.F_HI * edges[-1] * 0.9
+    for row, alpha in enumerate(alphas):
+        source_mel = htk_mel(edges[band + 1] / alpha)
+        step = htk_mel(edges[2]) - htk_mel(edges[1])
+        assert positions[row, band] == pytest.approx((source_mel - htk_mel(edges[1])) / step)
+    # a spectrum peaked at one band, warped up by 1.1, peaks 10% higher in Hz
+    batch = torch.zeros(1, n_mels, 3)
+    batch[0, band] = 1.0
+    fixed = torch.Generator().manual_seed(0)
+    up = FrequencyWarp(frontend, 0.1)
+    up.positions = lambda alpha: warp.positions(np.full_like(alpha, 1.1))
+    peak = int(up(batch, fixed)[0, :, 0].argmax())
+    assert peak != band
+    assert abs(edges[peak + 1] - 1.1 * edges[band + 1]) < abs(edges[peak] - 1.1 * edges[band + 1])
+    assert abs(edges[peak + 1] - 1.1 * edges[band + 1]) < abs(edges[peak + 2] - 1.1 * edges[band + 1])
+
+
+def test_frequency_warp_draws_a_factor_per_clip_within_its_range_and_is_seeded(frontend):
+    warp = FrequencyWarp(frontend, 0.1)
+    batch = torch.randn(16, frontend.melspec.n_mels, 10)
+    first = warp(batch, torch.Generator().manual_seed(3))
+    assert torch.equal(first, warp(batch, torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, warp(batch, torch.Generator().manual_seed(4)))
+    assert first.shape == batch.shape
+    assert not torch.equal(first[0], batch[0])
+    # every output value lies between the two input bands it interpolates: within the clip's range
+    assert torch.all(first.amax(dim=(1, 2)) <= batch.amax(dim=(1, 2)) + 1e-6)
+    assert torch.all(first.amin(dim=(1, 2)) >= batch.amin(dim=(1, 2)) - 1e-6)
+    torch.testing.assert_close(FrequencyWarp(frontend, 0.0)(batch, torch.Generator()), batch)  # alpha 1: as it was
+
+
+def test_training_with_frequency_warp_is_deterministic_learns_and_needs_the_front_end(fast, frontend):
+    mel = dataclasses.replace(frontend.melspec, n_mels=N_MELS)
+    frontend = FrontEndConfig(audio=frontend.audio, melspec=mel)
+    params = dataclasses.replace(fast, freq_warp=0.1)
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    first = train_model(train, val, tiny(), params, torch.device("cpu"), frontend=frontend)
+    again = train_model(train, val, tiny(), params, torch.device("cpu"), frontend=frontend)
+    plain = train_model(train, val, tiny(), fast, torch.device("cpu"))
+    pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
+    assert not first.history["train_loss"].equals(plain.history["train_loss"])
+    assert first.best_val["all"]["ua"] > 0.5
+    with pytest.raises(ValueError, match="freq_warp"):
+        train_model(train, val, tiny(), params, torch.device("cpu"))
 
 
 def test_sample_weights_balance_classes_or_classes_within_corpora():
@@ -206,7 +266,8 @@ def test_averaging_more_epochs_than_trained_averages_them_all(fast):
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("average_last", -1), ("mixup", -0.1), ("members", 0), ("weight_decay", -0.01)]
+    ("field", "value"),
+    [("average_last", -1), ("mixup", -0.1), ("members", 0), ("weight_decay", -0.01), ("freq_warp", 0.5)],
 )
 def test_out_of_range_training_values_are_refused_naming_the_key(params, field, value):
     with pytest.raises(pydantic.ValidationError, match=field):

@@ -398,6 +398,13 @@ def htk_mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def mel_edges(sample_rate: int, melspec: MelspecParams) -> np.ndarray:
+    """The n_mels + 2 edges (Hz) of the mel filters, evenly spaced in HTK mel from fmin to fmax; band i
+    peaks at edge i + 1."""
+    fmax = sample_rate / 2 if melspec.fmax is None else melspec.fmax
+    return htk_mel_to_hz(np.linspace(htk_mel(melspec.fmin), htk_mel(fmax), melspec.n_mels + 2))
+
+
 def mel_filters(sample_rate: int, melspec: MelspecParams) -> np.ndarray:
     """Triangular filters on the HTK mel scale, peak 1, no area normalisation: (n_mels, n_fft//2 + 1).
 
@@ -405,9 +412,8 @@ def mel_filters(sample_rate: int, melspec: MelspecParams) -> np.ndarray:
     evenly spaced in mel from fmin to fmax; filter i rises from edge i to 1 at edge i + 1 and falls to edge
     i + 2. Written out, as trim_silence, because importing librosa.filters is slow in every process.
     """
-    fmax = sample_rate / 2 if melspec.fmax is None else melspec.fmax
     fft_hz = np.linspace(0.0, sample_rate / 2, 1 + melspec.n_fft // 2)  # (n_bins,)
-    edges = htk_mel_to_hz(np.linspace(htk_mel(melspec.fmin), htk_mel(fmax), melspec.n_mels + 2))  # (n_mels + 2,)
+    edges = mel_edges(sample_rate, melspec)  # (n_mels + 2,)
     widths = np.diff(edges)  # (n_mels + 1,)
     ramps = edges[:, None] - fft_hz[None, :]  # (n_mels + 2, n_bins)
     rising = -ramps[:-2] / widths[:-1, None]  # (n_mels, n_bins)

@@ -167,6 +167,9 @@ class TrainParams:
     # each mel band standardised over each speaker's own clips ("speaker"), over each clip ("utterance"), or
     # not ("none"): ser.normalise; the bundle keeps it, so evaluation and prediction do the same
     normalise: Literal["none", "utterance", "speaker"]
+    # vocal-tract length perturbation (ser.train.FrequencyWarp): every time a training clip is drawn, its
+    # frequency axis is warped by a factor from [1 - freq_warp, 1 + freq_warp]; 0: off
+    freq_warp: Annotated[Float, Field(ge=0.0, le=0.3)]
 
     def __post_init__(self) -> None:
         if self.batch_size % self.processes or self.batch_size // self.processes < 2:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ser.audio import FrontEndConfig, htk_mel, mel_edges
 from ser.corpora import CORPORA, EMOTIONS
 from ser.distributed import ALONE, Ranks, copy_buffers_from_main, sum_over_ranks
 from ser.evaluation import predict_proba, probability_table, scores_by_corpus, selection_score
@@ -107,6 +108,46 @@ def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Gene
             masked = ((positions >= start) & (positions < start + width)).to(batch.device)  # (B, length)
             out = torch.where(masked.unsqueeze(3 - axis), fill, out)
     return out
+
+
+class FrequencyWarp:
+    """Vocal-tract length perturbation (Jaitly and Hinton 2013) of log-mel spectrograms (B, n_mels, n_frames):
+    each clip's frequency axis warped by its own factor alpha ~ U[1 - max_warp, 1 + max_warp], as a longer
+    or shorter vocal tract would move the formants.
+
+    The warp is the paper's, in Hz: a frequency f below the knee (F_HI of the top frequency, times
+    min(alpha, 1)) goes to alpha f, and above it a straight line keeps the top band where it is. Each output
+    band reads its centre frequency's source on the mel axis, linearly interpolated between bands.
+    """
+
+    F_HI = 0.6  # the knee, as a fraction of the top frequency (the paper's 4.8 of 8 kHz)
+
+    def __init__(self, frontend: FrontEndConfig, max_warp: float):
+        edges = mel_edges(frontend.audio.sample_rate, frontend.melspec)
+        self.centres = edges[1:-1]  # (n_mels,) Hz: each band's peak
+        self.top = edges[-1]
+        self.mel_low, self.mel_step = htk_mel(edges[1]), htk_mel(edges[2]) - htk_mel(edges[1])
+        self.max_warp = max_warp
+
+    def positions(self, alpha: np.ndarray) -> np.ndarray:
+        """(B,) warp factors -> (B, n_mels): the fractional band each output band reads from."""
+        alpha, out = alpha[:, None], self.centres[None, :]
+        knee_out = self.F_HI * self.top * np.minimum(alpha, 1.0)
+        knee_in = knee_out / alpha
+        source = np.where(
+            out <= knee_out, out / alpha, self.top - (self.top - out) * (self.top - knee_in) / (self.top - knee_out)
+        )
+        return (htk_mel(source) - self.mel_low) / self.mel_step
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n_clips, n_mels, n_frames = batch.shape
+        alpha = 1.0 + (2.0 * torch.rand(n_clips, generator=generator, dtype=torch.float64) - 1.0) * self.max_warp
+        position = torch.from_numpy(self.positions(alpha.numpy())).to(batch.device, batch.dtype)
+        low = position.floor().clamp(0, n_mels - 2)
+        frac = (position - low).clamp(0.0, 1.0).unsqueeze(2)  # (B, n_mels, 1)
+        index = low.long().unsqueeze(2).expand(-1, -1, n_frames)
+        below, above = batch.gather(1, index), batch.gather(1, index + 1)
+        return below + (above - below) * frac
 
 
 def mixup(
@@ -243,8 +284,12 @@ class Training:
         params: TrainParams,
         device: torch.device,
         ranks: Ranks = ALONE,
+        frontend: FrontEndConfig | None = None,
     ):
         self.params, self.device, self.ranks, self.val = params, device, ranks, val
+        if params.freq_warp and frontend is None:
+            raise ValueError("train.freq_warp needs the front end (its mel bands): pass the features' frontend")
+        self.warp = FrequencyWarp(frontend, params.freq_warp) if params.freq_warp else None
         torch.manual_seed(params.seed)
         self.generator = torch.Generator().manual_seed(params.seed)
         self.mix_rng = np.random.default_rng(params.seed)  # mixup weights (Beta draws: torch has no per-generator Beta)
@@ -294,7 +339,10 @@ class Training:
         loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
         for batch in range(self.n_batches):
             index = order[batch * params.batch_size : (batch + 1) * params.batch_size]  # the global batch
-            inputs = spec_augment(self.x_train[index], params, self.generator)
+            inputs = self.x_train[index]
+            if self.warp is not None:
+                inputs = self.warp(inputs, self.generator)
+            inputs = spec_augment(inputs, params, self.generator)
             targets, weights = self.y_train[index], self.w_train[index]
             labels = targets[shard]  # (B,) class indices, for the training accuracy
             if params.mixup > 0:  # targets become class probabilities (B, n_classes)
@@ -398,10 +446,11 @@ def train_model(
     params: TrainParams,
     device: torch.device,
     ranks: Ranks = ALONE,
+    frontend: FrontEndConfig | None = None,
 ) -> TrainResult:
     """Train a Classifier on `train` (see Training) and keep the weights with the best validation score
     (`selection_score`: the mean of the corpora's UAs). The test split is never seen here."""
-    training = Training(train, val, model_config, params, device, ranks)
+    training = Training(train, val, model_config, params, device, ranks, frontend)
     epochs = tqdm(range(params.epochs), desc="train", unit="epoch", disable=not ranks.main)
     for _ in epochs:
         row = training.epoch()
@@ -418,6 +467,7 @@ def train_ensemble(
     params: TrainParams,
     device: torch.device,
     ranks: Ranks = ALONE,
+    frontend: FrontEndConfig | None = None,
 ) -> EnsembleResult:
     """Train `params.members` Classifiers with `train_model`, from seeds params.seed, params.seed + 1, ...;
     each keeps its own weights chosen on validation. Together they are the Ensemble that predicts the mean of
@@ -427,7 +477,7 @@ def train_ensemble(
         if params.members > 1 and ranks.main:
             print(f"train: member {index + 1} of {params.members}, seed {params.seed + index}")
         member_params = dataclasses.replace(params, seed=params.seed + index)
-        members.append(train_model(train, val, model_config, member_params, device, ranks))
+        members.append(train_model(train, val, model_config, member_params, device, ranks, frontend))
     model = Ensemble([member.model for member in members]).eval()
     val_scores, _, _ = validation_scores(
         model, val, label_indices(val.table["emotion"]).numpy(), params.corpora, device

@@ -44,7 +44,7 @@ def main(argv=None) -> None:
                 f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
                 f"{len(val.table)} validation clips of every corpus; {ranks.world_size} process(es)"
             )
-        result = train_ensemble(train, val, config, params, device, ranks)
+        result = train_ensemble(train, val, config, params, device, ranks, frontend)
         digest = same_weights_on_every_rank(result.model, ranks)
     if not ranks.main:
         return
