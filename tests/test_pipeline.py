@@ -77,6 +77,18 @@ def imported_ser_modules(path: Path) -> set[Path]:
     return found
 
 
+# outputs of the train, evaluate and cv stages of fold 1 that git keeps (cache: false)
+RUN_CACHED_FILES = (
+    "metrics/folds/1/train.json",
+    "metrics/folds/1/evaluate.json",
+    "metrics/cv.json",
+    "plots/folds/1/training.csv",
+    "plots/folds/1/predictions.csv",
+    "plots/cv/predictions.csv",
+    "plots/cv/training.csv",
+)
+
+
 def run(command: list[str], cwd: Path, env: dict) -> str:
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     output = result.stdout + result.stderr
@@ -137,6 +149,14 @@ def test_each_stage_depends_on_every_ser_module_it_imports():
     # the walk itself: train imports the model through the bundle, and no stage imports prediction
     train = {p.name for p in imported_ser_modules(REPO / "src" / "stages" / "train.py")}
     assert {"__init__.py", "model.py", "bundle.py", "corpora.py"} <= train and "predict.py" not in train
+
+
+def test_no_stage_has_an_uncached_plain_output_which_would_keep_it_out_of_the_run_cache():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for out in stage.get("outs", []):
+            path, props = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            assert props.get("cache", True), f"{name}: {path} is cache: false: declare it under plots: or metrics:"
 
 
 def test_dvc_yaml_names_the_params_each_stage_reads():
@@ -291,6 +311,7 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     history = pd.read_csv(root / "plots" / "folds" / "1" / "training.csv")  # CREMA-D's validation never chose
     pairs = history[["val_ua_ravdess", "val_ua_tess"]].mean(axis=1)
     assert history["val_score"].to_numpy() == pytest.approx(pairs, abs=1e-5)  # the CSV keeps 5 decimals
+    unseen_files = {path: (root / path).read_bytes() for path in RUN_CACHED_FILES}
     # The tiny model trains as two data-parallel processes (the stage starts them through torchrun itself).
     second = run(
         [
@@ -312,6 +333,20 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     assert "Running stage 'train@1'" in second, second
     assert re.search(r"train: all 2 processes hold the same weights \(sha256 [0-9a-f]{16}\)", second), second
     assert json.loads((root / "metrics" / "folds" / "1" / "train.json").read_text())["processes"] == 2
+    # Back to the unseen-corpus experiment's params: every stage comes from the run-cache, nothing is trained or
+    # evaluated again, and the files are that experiment's, byte for byte (the plots and metrics kept in git too:
+    # DVC's run-cache skips a stage with an uncached plain output, so they are declared as plots and metrics).
+    again = run(
+        ["dvc", "exp", "run", "-n", "unseen-cremad-again", "-S", "model.size=small", "-S", "train.processes=1"]
+        + ["-S", "train.corpora=[ravdess,tess]"],
+        root,
+        env,
+    )
+    for stage in ("train@1", "evaluate@1", "cv"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in again, again
+    assert "Running stage" not in again, again
+    for path, content in unseen_files.items():
+        assert (root / path).read_bytes() == content, path
     shown = run(["dvc", "exp", "show", "--csv"], root, env)
     assert "unseen-cremad" in shown and "tiny-model" in shown
     diff = json.loads(run(["dvc", "metrics", "diff", "unseen-cremad", "tiny-model", "--all", "--json"], root, env))
