@@ -337,8 +337,10 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     # evaluated again, and the files are that experiment's, byte for byte (the plots and metrics kept in git too:
     # DVC's run-cache skips a stage with an uncached plain output, so they are declared as plots and metrics).
     again = run(
-        ["dvc", "exp", "run", "-n", "unseen-cremad-again", "-S", "model.size=small", "-S", "train.processes=1"]
-        + ["-S", "train.corpora=[ravdess,tess]"],
+        [
+            *("dvc", "exp", "run", "-n", "unseen-cremad-again"),
+            *("-S", "model.size=small", "-S", "train.processes=1", "-S", "train.corpora=[ravdess,tess]"),
+        ],
         root,
         env,
     )
