@@ -254,6 +254,16 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     assert history["member"].tolist() == [1, 1, 2, 2] and history["run_epoch"].tolist() == [1, 2, 3, 4]
     trained = json.loads((root / "metrics" / "folds" / "1" / "train.json").read_text())
     assert [member["seed"] for member in trained["members"].values()] == [0, 1]
+    # dvclive's live curves: one directory per member, each stepped by its own epochs, drawn overlaid
+    live = root / "dvclive" / "folds" / "1"
+    for member in (1, 2):
+        curve = pd.read_csv(live / "plots" / "metrics" / f"member-{member}" / "val" / "score.tsv", sep="\t")
+        assert curve["step"].tolist() == [1, 2]
+        assert curve["score"].tolist() == pytest.approx(history[history["member"] == member]["val_score"], abs=1e-5)
+    assert set(json.loads((live / "metrics.json").read_text())) >= {"member-1", "member-2"}
+    drawn = json.loads(run(["dvc", "plots", "show", "--json", "live validation score"], root, env))["data"]
+    lines = drawn["live validation score"][0]["content"]["data"]["values"]
+    assert {value["filename"] for value in lines} == {f"member-{member}/val/score.tsv" for member in (1, 2)}  # overlaid
     assert trained["corpora"] == list(CORPORA) and set(trained["val"]) == {*CORPORA, "all"}
     for png in ("folds/1/training.png", "folds/1/confusion.png", "cv/confusion.png"):
         assert (root / "plots" / png).stat().st_size > 10_000

@@ -324,6 +324,21 @@ def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scor
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_every_epoch_of_every_member_is_reported_as_it_ends(fast):
+    train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
+    seen = []
+    result = train_ensemble(
+        train,
+        val,
+        tiny(),
+        dataclasses.replace(fast, members=2, epochs=2),
+        torch.device("cpu"),
+        on_epoch=lambda member, row: seen.append((member, row["epoch"], row["val_score"])),
+    )
+    assert [(member, epoch) for member, epoch, _ in seen] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert [score for *_, score in seen] == result.history["val_score"].tolist()
+
+
 def test_one_member_is_plain_training_in_an_ensemble_of_one(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
     result = train_ensemble(train, val, tiny(), fast, torch.device("cpu"))

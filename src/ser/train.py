@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -447,13 +448,17 @@ def train_model(
     device: torch.device,
     ranks: Ranks = ALONE,
     frontend: FrontEndConfig | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train a Classifier on `train` (see Training) and keep the weights with the best validation score
-    (`selection_score`: the mean of the corpora's UAs). The test split is never seen here."""
+    (`selection_score`: the mean of the corpora's UAs). The test split is never seen here. `on_epoch` gets each
+    epoch's history row as it ends (the stage's live log)."""
     training = Training(train, val, model_config, params, device, ranks, frontend)
     epochs = tqdm(range(params.epochs), desc="train", unit="epoch", disable=not ranks.main)
     for _ in epochs:
         row = training.epoch()
+        if on_epoch is not None:
+            on_epoch(row)
         epochs.set_postfix(
             loss=f"{row['train_loss']:.3f}", val_score=f"{row['val_score']:.3f}", best=training.best_epoch
         )
@@ -468,16 +473,19 @@ def train_ensemble(
     device: torch.device,
     ranks: Ranks = ALONE,
     frontend: FrontEndConfig | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> EnsembleResult:
     """Train `params.members` Classifiers with `train_model`, from seeds params.seed, params.seed + 1, ...;
     each keeps its own weights chosen on validation. Together they are the Ensemble that predicts the mean of
-    their probabilities (with one member, that member's probabilities)."""
+    their probabilities (with one member, that member's probabilities). `on_epoch(member, row)` gets each
+    epoch's history row of each member (1, 2, ...) as it ends."""
     members = []
     for index in range(params.members):
         if params.members > 1 and ranks.main:
             print(f"train: member {index + 1} of {params.members}, seed {params.seed + index}")
         member_params = dataclasses.replace(params, seed=params.seed + index)
-        members.append(train_model(train, val, model_config, member_params, device, ranks, frontend))
+        log = None if on_epoch is None else functools.partial(on_epoch, index + 1)
+        members.append(train_model(train, val, model_config, member_params, device, ranks, frontend, log))
     model = Ensemble([member.model for member in members]).eval()
     val_scores, _, _ = validation_scores(
         model, val, label_indices(val.table["emotion"]).numpy(), params.corpora, device

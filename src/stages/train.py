@@ -14,6 +14,7 @@ from ser.device import pick_device
 from ser.distributed import launched_by_torchrun, process_group, relaunch, same_weights_on_every_rank
 from ser.features import load_frontend, load_training_data
 from ser.io import read_table, write_csv, write_json
+from ser.live import live_log
 from ser.model import ModelConfig, count_parameters
 from ser.normalise import normalise_split
 from ser.params import ModelParams, ParamsError, TrainParams, load_section
@@ -23,7 +24,7 @@ from ser.train import check_choices, train_ensemble
 
 
 def main(argv=None) -> None:
-    args = stage_args(__doc__, ["features", "split", "model", "history", "curves", "metrics"], argv, fold=True)
+    args = stage_args(__doc__, ["features", "split", "model", "history", "curves", "metrics", "live"], argv, fold=True)
     model_params = load_section(args.params, "model", ModelParams)
     params = load_section(args.params, "train", TrainParams)
     check_choices(model_params, params, str(args.params))
@@ -44,7 +45,8 @@ def main(argv=None) -> None:
                 f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
                 f"{len(val.table)} validation clips of every corpus; {ranks.world_size} process(es)"
             )
-        result = train_ensemble(train, val, config, params, device, ranks, frontend)
+        with live_log(args.live if ranks.main else None) as on_epoch:
+            result = train_ensemble(train, val, config, params, device, ranks, frontend, on_epoch)
         digest = same_weights_on_every_rank(result.model, ranks)
     if not ranks.main:
         return
