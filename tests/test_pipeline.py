@@ -519,3 +519,22 @@ def test_a_colleague_pulls_from_an_s3_remote_instead_of_retraining(project, clip
         assert predicted.splitlines()[0].startswith("path,predicted,confidence")
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_tagged_model_version_comes_back_with_dvc_artifacts_get(project, clips, tmp_path):
+    """The registry: dvc.yaml's `emotion-classifier` artifact, pushed to a local remote and tagged the GTO way
+    (an annotated `<name>@v<semver>`), is what `dvc artifacts get --rev` downloads, and `ser predict` runs on it."""
+    root, env = project
+    run(["git", "checkout", "-q", "HEAD", "--", "params.yaml"], root, env)  # as the tests before left it
+    run(["dvc", "repro"], root, env)
+    run(["dvc", "remote", "add", "-f", "-d", "local", str(tmp_path / "remote")], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "a local remote", "--allow-empty"], root, env)
+    run(["dvc", "push"], root, env)
+    run(["git", "tag", "-a", "emotion-classifier@v0.1.0", "-m", "emotion-classifier v0.1.0"], root, env)  # annotated
+    out = tmp_path / "got" / "model.pt"
+    run(["dvc", "artifacts", "get", str(root), "emotion-classifier", "--rev", "v0.1.0", "-o", str(out)], tmp_path, env)
+    assert out.read_bytes() == (root / "data" / "models" / "1" / "model.pt").read_bytes()
+    predicted = run(["ser", "predict", "--model", str(out), "--format", "csv", str(clips[0])], tmp_path, env)
+    assert predicted.splitlines()[0].startswith("path,predicted,confidence")
