@@ -56,5 +56,5 @@ cv-report: install
 	mkdir -p $(REPORTS)/cv
 	printf 'cv:\n  folds: [%s]\n' "$(subst $(space),$(comma),$(strip $(FOLDS)))" > $(CV_PARAMS)
 	$(BIN)/python src/stages/cv.py --params $(CV_PARAMS) --fold-metrics $(REPORTS)/folds --fold-plots $(REPORTS)/folds \
-		--baseline metrics/baseline.json --metrics $(REPORTS)/cv/cv.json --predictions $(REPORTS)/cv/predictions.csv \
+		--baseline plots/baseline/folds.csv --metrics $(REPORTS)/cv/cv.json --folds $(REPORTS)/cv/folds.csv --predictions $(REPORTS)/cv/predictions.csv \
 		--history $(REPORTS)/cv/training.csv --confusion $(REPORTS)/cv/confusion.png

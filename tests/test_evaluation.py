@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from ser.evaluation import confusion, predict_proba, scores, scores_by_corpus
+from ser.evaluation import confusion, headline, predict_proba, recall_table, scores, scores_by_corpus
 
 
 def test_perfect_predictions_score_one_everywhere():
@@ -48,6 +48,34 @@ def test_scores_by_corpus_reports_each_corpus_and_all():
     assert result["ravdess"]["clips"] == 2 and result["ravdess"]["wa"] == 0.5
     assert result["tess"]["wa"] == pytest.approx(2 / 3)
     assert result["all"]["clips"] == 5 and result["all"]["wa"] == pytest.approx(3 / 5)
+
+
+def test_the_headline_keeps_three_scores_per_corpus_and_the_recall_table_the_detail():
+    table = pd.DataFrame(
+        {
+            "corpus": ["ravdess", "ravdess", "ravdess", "tess", "tess"],
+            "actual": ["sad", "calm", "sad", "angry", "angry"],
+            "predicted": ["calm", "calm", "sad", "angry", "sad"],
+        }
+    )
+    result = scores_by_corpus(table)
+    shown = headline(result)
+    assert list(shown) == ["ravdess", "tess", "all"]
+    assert all(list(scores) == ["ua", "wa", "macro_f1"] for scores in shown.values())
+    assert shown["ravdess"]["ua"] == result["ravdess"]["ua"] == pytest.approx(0.75)  # calm 1, sad 1/2
+    recall = recall_table(table)
+    assert recall[["corpus", "emotion", "clips"]].values.tolist() == [
+        ["ravdess", "calm", 1],
+        ["ravdess", "sad", 2],
+        ["tess", "angry", 2],
+        ["all", "calm", 1],  # corpora in name order, "all" last; emotions in EMOTIONS order
+        ["all", "sad", 2],
+        ["all", "angry", 2],
+    ]
+    assert recall["recall"].tolist() == [1.0, 0.5, 0.5, 1.0, 0.5, 0.5]
+    assert recall["label"].iloc[1] == "ravdess sad"
+    for corpus, rows in recall.groupby("corpus"):  # the same recalls as the scores
+        assert dict(zip(rows["emotion"], rows["recall"], strict=True)) == pytest.approx(result[corpus]["recall"])
 
 
 def test_confusion_counts_rows_actual_columns_predicted_in_label_order():

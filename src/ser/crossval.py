@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ser.errors import UserError
-from ser.evaluation import PER_UTTERANCE
+from ser.evaluation import HEADLINE, PER_UTTERANCE, TEST, scores_by_corpus
 from ser.io import read_table
 
-METRICS: tuple[str, ...] = ("ua", "wa", "macro_f1")
+METRICS = HEADLINE
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
 TABLES: tuple[str, ...] = ("predictions.csv", "training.csv")  # what each fold's stages write to its plots folder
 
@@ -25,10 +25,12 @@ class FoldMissingError(UserError, FileNotFoundError):
 def read_fold_results(
     metrics_dir: Path, plots_dir: Path, folds: Sequence[int]
 ) -> tuple[dict[int, dict], pd.DataFrame, pd.DataFrame]:
-    """Each listed fold's `evaluate.json` (from `metrics_dir/<fold>/`), and all their test predictions and
-    training histories (`plots_dir/<fold>/predictions.csv`, `training.csv`) each in one table with a `fold`
-    column; the histories' `cv_epoch` counts epochs over the folds one after another. Only the listed folds
-    are read: another fold's files left in the workspace by an earlier run are never counted."""
+    """Each listed fold's test scores per corpus (`scores_by_corpus` of its `plots_dir/<fold>/predictions.csv`,
+    and, for a speaker-normalised model, its per-clip-normalised scores from `metrics_dir/<fold>/evaluate.json`
+    under PER_UTTERANCE), and all their test predictions and training histories (`predictions.csv`,
+    `training.csv`) each in one table with a `fold` column; the histories' `cv_epoch` counts epochs over the
+    folds one after another. Only the listed folds are read: another fold's files left in the workspace by an
+    earlier run are never counted."""
     results, predictions, histories = {}, [], []
     for fold in folds:
         paths = [metrics_dir / str(fold) / "evaluate.json", *(plots_dir / str(fold) / n for n in TABLES)]
@@ -37,10 +39,15 @@ def read_fold_results(
                 raise FoldMissingError(
                     f"{path}: missing, though cv.folds lists fold {fold}; train and evaluate that fold first"
                 )
-        results[fold] = json.loads(paths[0].read_text())
         table = read_table(paths[1])
         if "fold" in table and not (table["fold"] == fold).all():
             raise ValueError(f"{paths[1]}: holds predictions of fold(s) {sorted(set(table['fold']))}, not {fold}")
+        results[fold] = scores_by_corpus(table)
+        alone = json.loads(paths[0].read_text()).get(PER_UTTERANCE)
+        if alone:  # headline scores: the clips are those of the fold's own scores
+            results[fold][PER_UTTERANCE] = {
+                corpus: {**scores, "clips": results[fold][corpus]["clips"]} for corpus, scores in alone.items()
+            }
         predictions.append(table.assign(fold=fold))
         histories.append(read_table(paths[2]).assign(fold=fold))
     history = pd.concat(histories, ignore_index=True)
@@ -48,62 +55,70 @@ def read_fold_results(
     return results, pd.concat(predictions, ignore_index=True), history
 
 
-def aggregate(results: dict[int, dict]) -> dict:
-    """Per corpus ("all" last): each fold's clips, UA, WA and macro-F1, and over the folds each metric's mean
-    and standard deviation (sample, ddof=1; None for a single fold), and the total clip count. Folds of a
-    speaker-normalised model also have their per-clip-normalised scores aggregated, under PER_UTTERANCE."""
-    scored = {fold: {k: v for k, v in result.items() if k != PER_UTTERANCE} for fold, result in results.items()}
-    corpora = [*sorted({name for result in scored.values() for name in result if name != "all"}), "all"]
-    summary: dict = {"folds": sorted(results)}
-    for corpus in corpora:
-        per_fold = {
-            str(fold): {"clips": result[corpus]["clips"], **{m: result[corpus][m] for m in METRICS}}
-            for fold, result in sorted(scored.items())
-            if corpus in result and result[corpus]["clips"]
+def per_fold_table(results: dict[int, dict]) -> pd.DataFrame:
+    """One row per fold and corpus with clips ("all" last in each fold): fold, corpus, its label (`fold <k>
+    <corpus>`, for a bar chart), clips, UA, WA, macro-F1."""
+    rows = [
+        {
+            "fold": fold,
+            "corpus": corpus,
+            "label": f"fold {fold} {corpus}",
+            "clips": scores["clips"],
+            **{m: scores.get(m) for m in METRICS},  # per-utterance folds: UA only
         }
-        entry: dict = {"folds": len(per_fold), "clips": sum(scores["clips"] for scores in per_fold.values())}
-        for metric in METRICS:
-            values = np.array([scores[metric] for scores in per_fold.values()])
-            entry[metric] = {
-                "mean": float(values.mean()) if len(values) else None,
-                "std": float(values.std(ddof=1)) if len(values) > 1 else None,
-            }
-        entry["per_fold"] = per_fold
+        for fold, result in sorted(results.items())
+        for corpus, scores in sorted(result.items(), key=lambda item: (item[0] == "all", item[0]))
+        if corpus != PER_UTTERANCE and scores["clips"]
+    ]
+    return pd.DataFrame(rows, columns=["fold", "corpus", "label", "clips", *METRICS])
+
+
+def means(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> dict[str, dict]:
+    """Per corpus of a `per_fold_table` ("all" last): the mean of each of `metrics` over the folds with clips of
+    the corpus, and after UA its sample standard deviation (`ua_std`, ddof=1; None for a single fold), the
+    spread a change has to beat."""
+    summary: dict = {}
+    for corpus, rows in sorted(table.groupby("corpus"), key=lambda item: (item[0] == "all", item[0])):
+        entry: dict = {}
+        for metric in metrics:
+            entry[metric] = float(rows[metric].mean())
+            if metric == "ua":
+                entry["ua_std"] = float(rows["ua"].std(ddof=1)) if len(rows) > 1 else None
         summary[corpus] = entry
+    return summary
+
+
+def aggregate(results: dict[int, dict]) -> dict:
+    """The summary that `dvc exp show` reads: per corpus, under TEST, the means over the folds of UA (with its
+    spread), WA and macro-F1 (`means`); for a speaker-normalised model, the per-clip-normalised UA under
+    PER_UTTERANCE; then the folds. The folds' own figures are `per_fold_table`'s."""
+    summary: dict = {TEST: means(per_fold_table(results))}
     alone = {fold: result[PER_UTTERANCE] for fold, result in results.items() if PER_UTTERANCE in result}
     if alone:
-        summary[PER_UTTERANCE] = {k: v for k, v in aggregate(alone).items() if k != "folds"}
+        summary[PER_UTTERANCE] = means(per_fold_table(alone), ("ua",))
+    summary["folds"] = sorted(results)
     return summary
 
 
 BASELINE = "baseline"  # the key of the reference row's figures in the cv summary
 
 
-def baseline_means(summary: dict) -> dict:
-    """The baseline's summary (aggregate's layout) without its per-fold figures: per corpus the folds, the clips,
-    and each metric's mean and std."""
-    return {
-        corpus: {"folds": entry["folds"], "clips": entry["clips"], **{metric: entry[metric] for metric in METRICS}}
-        for corpus, entry in summary.items()
-        if corpus != "folds"
-    }
+def summary_lines(summary: dict, per_fold: pd.DataFrame) -> list[str]:
+    """One line per corpus: the means over the folds of UA (± its std), WA and macro-F1, and the folds' clips."""
 
+    def shown(scores: dict, metric: str) -> str:
+        std = scores.get(f"{metric}_std")
+        return f"{scores[metric]:.3f}" + ("" if std is None else f" ± {std:.3f}")
 
-def summary_lines(summary: dict) -> list[str]:
-    """One line per corpus: mean ± std of UA, WA and macro-F1 over the folds."""
+    def lines(means: dict) -> list[str]:
+        counted = per_fold.groupby("corpus")["clips"].agg(["size", "sum"])
+        return [
+            f"{corpus}: {counted.loc[corpus, 'size']} fold(s), {counted.loc[corpus, 'sum']} test clips; "
+            + ", ".join(f"{NAMES[metric]} {shown(scores, metric)}" for metric in METRICS if metric in scores)
+            for corpus, scores in means.items()
+        ]
 
-    def shown(stats: dict) -> str:
-        mean, std = stats["mean"], stats["std"]
-        return "n/a" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}")
-
-    lines = [
-        f"{corpus}: {entry['folds']} fold(s), {entry['clips']} test clips; "
-        + ", ".join(f"{NAMES[metric]} {shown(entry[metric])}" for metric in METRICS)
-        for corpus, entry in summary.items()
-        if corpus not in ("folds", PER_UTTERANCE, BASELINE)
-    ]
+    out = lines(summary[TEST])
     if PER_UTTERANCE in summary:
-        lines += [f"each clip normalised alone: {line}" for line in summary_lines(summary[PER_UTTERANCE])]
-    if BASELINE in summary:
-        lines += [f"baseline (eGeMAPS + SVM): {line}" for line in summary_lines(summary[BASELINE])]
-    return lines
+        out += [f"each clip normalised alone: {line}" for line in lines(summary[PER_UTTERANCE])]
+    return out

@@ -74,6 +74,32 @@ def scores_by_corpus(table: pd.DataFrame) -> dict:
     return result
 
 
+HEADLINE: tuple[str, ...] = ("ua", "wa", "macro_f1")  # the scores a metrics file keeps, per corpus
+TEST = "test"  # the key of the test scores in the metrics files (`dvc exp show`: test.ravdess.ua, ...)
+
+
+def headline(per_corpus: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """`scores_by_corpus` cut to what `dvc exp show` and `dvc metrics diff` should show: UA, WA and macro-F1 of
+    each corpus with clips. Clip counts and per-class recall go to `recall_table`."""
+    return {corpus: {m: result[m] for m in HEADLINE} for corpus, result in per_corpus.items() if result["clips"]}
+
+
+def recall_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-class recall of a table with columns corpus, actual and predicted: one row per corpus (and "all")
+    and emotion present, with its `label` (`<corpus> <emotion>`, for a bar chart), test clips and recall."""
+    both = pd.concat([table, table.assign(corpus="all")], ignore_index=True)
+    both = both.assign(hit=both["actual"] == both["predicted"])
+    rows = both.groupby(["corpus", "actual"], sort=False)["hit"].agg(clips="size", recall="mean").reset_index()
+    rows = rows.rename(columns={"actual": "emotion"})
+    order = {emotion: index for index, emotion in enumerate(EMOTIONS)}
+    rows = rows.assign(
+        corpus_order=rows["corpus"].map(lambda c: (c == "all", c)), emotion_order=rows["emotion"].map(order)
+    )
+    rows = rows.sort_values(["corpus_order", "emotion_order"]).drop(columns=["corpus_order", "emotion_order"])
+    rows.insert(2, "label", rows["corpus"] + " " + rows["emotion"])
+    return rows.reset_index(drop=True)
+
+
 def selection_score(per_corpus: dict[str, dict], corpora: Sequence[str]) -> float:
     """The validation score that picks the checkpoint: the mean UA of the training corpora (`corpora`), each
     weighing the same, so that the easy corpus (TESS, near 1.0) cannot outvote the hard ones. A corpus left

@@ -75,6 +75,20 @@ class EnsembleResult:
     train_clips_per_s: float  # training steps of all members together
 
 
+def train_metrics(summary: dict, params: TrainParams) -> dict:
+    """What `dvc exp show` shows of a training (the bundle keeps all of `summary`): the saved model's validation
+    UA per corpus and its selection score, which weights each member kept, and the model's size and training
+    time. Params (fold, size, corpora, processes) and the rest (seeds, device) are the bundle's (`ser info`)."""
+    return {
+        "val": {
+            "score": selection_score(summary["val"], params.corpora),
+            **{name: {"ua": scores["ua"]} for name, scores in summary["val"].items()},
+        },
+        "members": {index: member["weights"] for index, member in summary["members"].items()},
+        **{key: summary[key] for key in ("parameters", "train_minutes", "train_clips_per_s")},
+    }
+
+
 def label_indices(emotions: pd.Series) -> torch.Tensor:
     index = {emotion: i for i, emotion in enumerate(EMOTIONS)}
     return torch.tensor([index[e] for e in emotions], dtype=torch.long)

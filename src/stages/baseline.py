@@ -1,33 +1,34 @@
 """baseline: the reference row (ser.baseline) on all six folds, whatever cv.folds says (it takes seconds a
-fold): per corpus and fold the test UA, WA and macro-F1 of the eGeMAPS + SVM recipe, with their mean and
-spread, in the layout of metrics/cv.json."""
+fold): each fold's test UA, WA and macro-F1 per corpus of the eGeMAPS + SVM recipe, as a table (and plot)
+that the cv stage summarises beside the model, and the test predictions."""
 
 import pandas as pd
 
 from ser.baseline import fit_and_test
-from ser.crossval import aggregate, summary_lines
+from ser.crossval import aggregate, per_fold_table, summary_lines
 from ser.evaluation import scores_by_corpus
-from ser.io import read_table, write_csv, write_json
+from ser.io import read_table, write_csv
 from ser.params import BaselineParams, TrainParams, load_section
 from ser.splitting import FOLDS
 from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
-    args = stage_args(__doc__, ["features", "split", "metrics", "predictions"], argv)
+    args = stage_args(__doc__, ["features", "split", "folds", "predictions"], argv)
     params = load_section(args.params, "baseline", BaselineParams)
     corpora = load_section(args.params, "train", TrainParams).corpora
     features, split = read_table(args.features), read_table(args.split)
-    results, tables = {}, []
+    results, tables, picked = {}, [], {}
     for fold in FOLDS:
         table, chosen = fit_and_test(features, split, fold, corpora, params)
-        results[fold] = scores_by_corpus(table)
+        results[fold], picked[fold] = scores_by_corpus(table), chosen["c"]
         tables.append(table.assign(fold=fold))
         print(f"baseline: fold {fold}: C {chosen['c']} (validation score {chosen['val_score']:.3f})")
-    summary = aggregate(results)
-    write_json(summary, args.metrics)
+    summary, per_fold = aggregate(results), per_fold_table(results)
+    per_fold["c"] = per_fold["fold"].map(picked)  # the SVM's C that the fold's validation picked
+    write_csv(per_fold, args.folds)
     write_csv(pd.concat(tables, ignore_index=True), args.predictions)
-    for line in summary_lines(summary):
+    for line in summary_lines(summary, per_fold):
         print(f"baseline: {line}")
 
 

@@ -1,5 +1,6 @@
 """evaluate: score one fold's model on that fold's test clips of every corpus fetched, whether it trained on
-the corpus or not (then the figure is an unseen-corpus one). The clips are normalised as the model's training
+the corpus or not (then the figure is an unseen-corpus one): UA, WA and macro-F1 per corpus under `test`, and
+per-class recall as a table (a DVC plot). The clips are normalised as the model's training
 normalised them (ser.normalise); a model normalised per speaker is also scored with each clip normalised
 alone, as `ser predict` does a lone clip, under `per_utterance`."""
 
@@ -7,7 +8,16 @@ import pandas as pd
 
 from ser.bundle import load_bundle
 from ser.device import pick_device
-from ser.evaluation import PER_UTTERANCE, confusion_by_corpus, predict_proba, probability_table, scores_by_corpus
+from ser.evaluation import (
+    PER_UTTERANCE,
+    TEST,
+    confusion_by_corpus,
+    headline,
+    predict_proba,
+    probability_table,
+    recall_table,
+    scores_by_corpus,
+)
 from ser.features import load_fold
 from ser.io import read_table, write_csv, write_json
 from ser.normalise import normalise_split
@@ -16,7 +26,9 @@ from ser.stage import run, stage_args
 
 
 def main(argv=None) -> None:
-    args = stage_args(__doc__, ["features", "split", "model", "metrics", "predictions", "confusion"], argv, fold=True)
+    args = stage_args(
+        __doc__, ["features", "split", "model", "metrics", "predictions", "recall", "confusion"], argv, fold=True
+    )
     device = pick_device()
     bundle = load_bundle(args.model, device)
     test = load_fold(args.features, read_table(args.split), args.fold, "test")
@@ -30,10 +42,15 @@ def main(argv=None) -> None:
 
     table = predictions(bundle.normalise)
     results = scores_by_corpus(table)
+    metrics = {TEST: headline(results)}
     if bundle.normalise == "speaker":  # what a user with one clip of a speaker gets
         results[PER_UTTERANCE] = scores_by_corpus(predictions("utterance"))
-    write_json(results, args.metrics)
+        metrics[PER_UTTERANCE] = {
+            corpus: {"ua": scores["ua"]} for corpus, scores in headline(results[PER_UTTERANCE]).items()
+        }
+    write_json(metrics, args.metrics)
     write_csv(table, args.predictions)
+    write_csv(recall_table(table).round(5), args.recall)
     confusion_matrices(confusion_by_corpus(table), args.confusion)
     trained = bundle.info["corpora"]
     for name, result in results.items():

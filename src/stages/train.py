@@ -20,7 +20,7 @@ from ser.normalise import normalise_split
 from ser.params import ModelParams, ParamsError, TrainParams, load_section
 from ser.plots import training_curves
 from ser.stage import run, stage_args
-from ser.train import check_choices, train_ensemble
+from ser.train import check_choices, train_ensemble, train_metrics
 
 
 def main(argv=None) -> None:
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     save_bundle(args.model, result.model, frontend, info)
     write_csv(result.history.round(5), args.history)
     training_curves(result.history, args.curves)
-    write_json(summary, args.metrics)
+    write_json(train_metrics(summary, params), args.metrics)
     kept = "; ".join(f"member {index}: {member['weights']}" for index, member in summary["members"].items())
     val_uas = ", ".join(f"{name} {scores['ua']:.3f}" for name, scores in result.val.items())
     print(f"train: fold {args.fold}: kept {kept}; validation UA {val_uas}; {summary['train_minutes']} min")
