@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.crossval import FoldMissingError, aggregate, per_fold_table, read_fold_results, summary_lines
+from ser.crossval import (
+    VAL,
+    FoldMissingError,
+    aggregate,
+    per_fold_table,
+    read_fold_results,
+    read_validation,
+    summary_lines,
+    validation_means,
+)
 from ser.evaluation import PER_UTTERANCE, TEST
 from ser.io import read_table
 
@@ -78,10 +87,13 @@ def test_a_speaker_normalised_models_per_clip_scores_are_summarised_beside_and_a
 
 def write_fold(root: Path, fold: int, hits: int, alone: dict | None = None) -> None:
     """A fold's files as its stages write them: 10 RAVDESS test clips, all sad, `hits` of them predicted sad
-    (so UA and WA are hits / 10); evaluate.json's headline, and `alone` as its per-utterance scores."""
+    (so UA and WA are hits / 10); evaluate.json's headline, and `alone` as its per-utterance scores; train.json's
+    validation figures, RAVDESS UA (hits + 1) / 10 and that the score."""
     (root / "metrics" / str(fold)).mkdir(parents=True)
     metrics = {TEST: {"ravdess": {"ua": hits / 10}}, **({PER_UTTERANCE: alone} if alone else {})}
     (root / "metrics" / str(fold) / "evaluate.json").write_text(json.dumps(metrics))
+    val = {"score": (hits + 1) / 10, "ravdess": {"ua": (hits + 1) / 10}}
+    (root / "metrics" / str(fold) / "train.json").write_text(json.dumps({VAL: val, "parameters": 1}))
     (root / "plots" / str(fold)).mkdir(parents=True)
     clips = pd.DataFrame(
         {
@@ -112,6 +124,21 @@ def test_only_the_listed_folds_are_read_scored_from_their_predictions_and_a_miss
         FoldMissingError, match=r"metrics/4/evaluate\.json: missing, though cv\.folds lists fold 4; train"
     ):
         read_fold_results(tmp_path / "metrics", tmp_path / "plots", [1, 4])
+
+
+def test_validation_is_averaged_over_the_listed_folds_each_corpus_over_the_folds_that_have_it(tmp_path):
+    for fold, hits in ((1, 5), (2, 7), (3, 0)):  # fold 3: left over from an earlier run
+        write_fold(tmp_path, fold, hits)
+    validation = read_validation(tmp_path / "metrics", [2, 1])
+    assert validation == {2: {"score": 0.8, "ravdess": {"ua": 0.8}}, 1: {"score": 0.6, "ravdess": {"ua": 0.6}}}
+    validation[1]["tess"] = {"ua": 1.0}  # a corpus only fold 1 validated (its speakers: elsewhere in fold 2)
+    means = validation_means(validation)
+    assert means["score"] == pytest.approx(0.7) and means["ravdess"]["ua"] == pytest.approx(0.7)
+    assert means["tess"] == {"ua": 1.0} and list(means) == ["score", "ravdess", "tess"]
+    assert VAL not in aggregate(read_fold_results(tmp_path / "metrics", tmp_path / "plots", [1])[0])  # baseline's
+    (tmp_path / "metrics" / "2" / "train.json").unlink()
+    with pytest.raises(FoldMissingError, match=r"metrics/2/train\.json: missing, though cv\.folds lists fold 2"):
+        read_validation(tmp_path / "metrics", [1, 2])
 
 
 def test_a_folds_per_utterance_scores_come_from_its_evaluate_json_with_its_clips(tmp_path):
@@ -145,8 +172,9 @@ def test_the_cv_stage_writes_the_summary_pooled_predictions_and_plot_of_its_para
     }
     stage.main([arg for name, path in paths.items() for arg in (f"--{name}", str(path))])
     summary = json.loads((out / "cv.json").read_text())
-    assert list(summary) == [TEST, "folds", "baseline"]
+    assert list(summary) == [TEST, VAL, "folds", "baseline"]
     assert summary["folds"] == [1, 2] and summary[TEST]["ravdess"]["ua"] == pytest.approx(0.6)
+    assert summary[VAL] == {"score": pytest.approx(0.7), "ravdess": {"ua": pytest.approx(0.7)}}  # (6 + 8) / 20
     assert summary["baseline"]["ravdess"]["ua"] == pytest.approx(0.45)  # beside the model, its own six folds
     assert summary["baseline"]["tess"] == {"ua": 0.9, "ua_std": 0.0}  # UA and its spread, no more
     assert pd.read_csv(out / "folds.csv")[["fold", "corpus", "clips"]].values.tolist() == [

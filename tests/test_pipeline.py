@@ -50,6 +50,13 @@ def keys_below(value: object) -> set[str]:
     return set().union(*({f.name} | keys_below(getattr(value, f.name)) for f in dataclasses.fields(value)))
 
 
+def leaves(value: object) -> list[object]:
+    """The values at the ends of a metrics file's nesting: one column each in `dvc exp show`."""
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in leaves(item)]
+    return [value]
+
+
 def imported_ser_modules(path: Path) -> set[Path]:
     """The files of the `ser` modules that `path` imports, directly or through each other (what runs when the
     stage script runs: imports inside functions count, those under `if TYPE_CHECKING:` do not)."""
@@ -77,7 +84,8 @@ def imported_ser_modules(path: Path) -> set[Path]:
     return found
 
 
-# outputs of the train, evaluate and cv stages of fold 1 that git keeps (cache: false)
+# outputs of the train, evaluate and cv stages of fold 1 that the run-cache brings back: metrics and plots that
+# git keeps (cache: false), and the folds' own JSON (in the DVC cache)
 RUN_CACHED_FILES = (
     "metrics/folds/1/train.json",
     "metrics/folds/1/evaluate.json",
@@ -251,7 +259,7 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     assert "Running stage 'melspec'" not in output  # the data half is cached from the test above
     fold_1 = check_fold_results(root, 1)
     cv = json.loads((root / "metrics" / "cv.json").read_text())
-    assert list(cv) == ["test", "folds", "baseline"] and cv["folds"] == [1]
+    assert list(cv) == ["test", "val", "folds", "baseline"] and cv["folds"] == [1]
     per_fold = pd.read_csv(root / "plots" / "cv" / "folds.csv")
     for name in (*CORPORA, "all"):
         assert per_fold.loc[per_fold["corpus"] == name, "ua"].tolist() == pytest.approx([fold_1[name]["ua"]], abs=1e-5)
@@ -275,9 +283,13 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     assert {value["filename"] for value in lines} == {f"member-{member}/val/score.tsv" for member in (1, 2)}  # overlaid
     assert set(trained["val"]) == {"score", *CORPORA, "all"}
     assert trained["val"]["score"] == pytest.approx(np.mean([trained["val"][c]["ua"] for c in CORPORA]))
+    assert cv["val"] == trained["val"]  # one fold: its own validation figures are their mean
+    # What `dvc exp show` reads as metrics: the means over cv.folds and the live curves' latest epoch; scores,
+    # not clip counts, per-class or per-fold detail (cached outputs), so the columns do not grow with the folds.
     columns = json.loads(run(["dvc", "exp", "show", "--json"], root, env))[0]["data"]["metrics"]
-    shown = sum(len(keys_below(entry["data"])) for entry in columns.values())
-    assert shown <= 55, columns  # metrics that `dvc exp show` reads: scores, not clip counts or per-class detail
+    assert set(columns) == {"metrics/cv.json", "dvclive/folds/1/metrics.json"}, list(columns)
+    shown = sum(len(leaves(entry["data"])) for entry in columns.values())
+    assert 20 <= shown <= 40, columns  # test: 4 corpora x (UA, its std, WA, F1); dvclive: 2 members x 3, step
     for png in ("folds/1/training.png", "folds/1/confusion.png", "cv/confusion.png"):
         assert (root / "plots" / png).stat().st_size > 10_000
 
@@ -308,6 +320,8 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     fold_2 = check_fold_results(root, 2)
     cv = json.loads((root / "metrics" / "cv.json").read_text())
     assert cv["folds"] == [1, 2]
+    scores = [json.loads((root / "metrics" / "folds" / str(k) / "train.json").read_text())["val"] for k in (1, 2)]
+    assert cv["val"]["score"] == pytest.approx(np.mean([v["score"] for v in scores]))
     per_fold = pd.read_csv(root / "plots" / "cv" / "folds.csv")
     for name in (*CORPORA, "all"):
         values = [fold_1[name]["ua"], fold_2[name]["ua"]]
@@ -433,7 +447,9 @@ def test_a_bad_params_file_stops_every_repro_in_one_line_before_any_stage_works(
 
 
 def test_the_readme_results_table_is_the_committed_metrics():
-    results = json.loads((REPO / "metrics" / "folds" / "1" / "evaluate.json").read_text())["test"]
+    summary = json.loads((REPO / "metrics" / "cv.json").read_text())
+    assert summary["folds"] == [1]  # the table is fold 1's: the default run's cv.json holds its figures alone
+    results = summary["test"]
     recall = pd.read_csv(REPO / "plots" / "folds" / "1" / "recall.csv")
     readme = (REPO / "README.md").read_text()
     rows = re.findall(r"^\| (\w+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", readme, re.MULTILINE)

@@ -14,6 +14,7 @@ from ser.evaluation import HEADLINE, PER_UTTERANCE, TEST, scores_by_corpus
 from ser.io import read_table
 
 METRICS = HEADLINE
+VAL = "val"  # the key, in each fold's train.json and in the cv summary, of the validation figures that select
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
 TABLES: tuple[str, ...] = ("predictions.csv", "training.csv")  # what each fold's stages write to its plots folder
 
@@ -88,11 +89,38 @@ def means(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> dict[str, di
     return summary
 
 
-def aggregate(results: dict[int, dict]) -> dict:
-    """The summary that `dvc exp show` reads: per corpus, under TEST, the means over the folds of UA (with its
-    spread), WA and macro-F1 (`means`); for a speaker-normalised model, the per-clip-normalised UA under
-    PER_UTTERANCE; then the folds. The folds' own figures are `per_fold_table`'s."""
+def read_validation(metrics_dir: Path, folds: Sequence[int]) -> dict[int, dict]:
+    """Each listed fold's validation figures, as its train stage wrote them under VAL in
+    `metrics_dir/<fold>/train.json`: the selection score, and UA per corpus."""
+    validation = {}
+    for fold in folds:
+        path = metrics_dir / str(fold) / "train.json"
+        if not path.is_file():
+            raise FoldMissingError(f"{path}: missing, though cv.folds lists fold {fold}; train that fold first")
+        validation[fold] = json.loads(path.read_text())[VAL]
+    return validation
+
+
+def validation_means(validation: dict[int, dict]) -> dict:
+    """The means over the folds of `read_validation`'s figures: the selection score, then UA per corpus (over
+    the folds that have the corpus), in the folds' order of corpora."""
+    scores = [entry["score"] for entry in validation.values()]
+    corpora = list(dict.fromkeys(name for entry in validation.values() for name in entry if name != "score"))
+    return {
+        "score": float(np.mean(scores)),
+        **{name: {"ua": float(np.mean([e[name]["ua"] for e in validation.values() if name in e]))} for name in corpora},
+    }
+
+
+def aggregate(results: dict[int, dict], validation: dict[int, dict] | None = None) -> dict:
+    """The summary that `dvc exp show` reads, the only metrics file of a run besides dvclive's: per corpus,
+    under TEST, the means over the folds of UA (with its spread), WA and macro-F1 (`means`); under VAL, given
+    the folds' `validation`, the means of the figures that selected (`validation_means`); for a
+    speaker-normalised model, the per-clip-normalised UA under PER_UTTERANCE; then the folds. The folds' own
+    figures are `per_fold_table`'s."""
     summary: dict = {TEST: means(per_fold_table(results))}
+    if validation is not None:
+        summary[VAL] = validation_means(validation)
     alone = {fold: result[PER_UTTERANCE] for fold, result in results.items() if PER_UTTERANCE in result}
     if alone:
         summary[PER_UTTERANCE] = means(per_fold_table(alone), ("ua",))
