@@ -136,6 +136,9 @@ def test_validation_is_averaged_over_the_listed_folds_each_corpus_over_the_folds
     assert means["score"] == pytest.approx(0.7) and means["ravdess"]["ua"] == pytest.approx(0.7)
     assert means["tess"] == {"ua": 1.0} and list(means) == ["score", "ravdess", "tess"]
     assert VAL not in aggregate(read_fold_results(tmp_path / "metrics", tmp_path / "plots", [1])[0])  # baseline's
+    older = {VAL: {"ravdess": {"ua": 0.5, "clips": 10}, "tess": {"ua": 1.0, "clips": 4}}, "corpora": ["ravdess"]}
+    (tmp_path / "metrics" / "3" / "train.json").write_text(json.dumps(older))  # as reports/folds/<k>/ hold them
+    assert read_validation(tmp_path / "metrics", [3])[3]["score"] == 0.5  # the training corpora's mean UA
     (tmp_path / "metrics" / "2" / "train.json").unlink()
     with pytest.raises(FoldMissingError, match=r"metrics/2/train\.json: missing, though cv\.folds lists fold 2"):
         read_validation(tmp_path / "metrics", [1, 2])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ser.errors import UserError
-from ser.evaluation import HEADLINE, PER_UTTERANCE, TEST, scores_by_corpus
+from ser.evaluation import HEADLINE, PER_UTTERANCE, TEST, scores_by_corpus, selection_score
 from ser.io import read_table
 
 METRICS = HEADLINE
@@ -91,13 +91,18 @@ def means(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> dict[str, di
 
 def read_validation(metrics_dir: Path, folds: Sequence[int]) -> dict[int, dict]:
     """Each listed fold's validation figures, as its train stage wrote them under VAL in
-    `metrics_dir/<fold>/train.json`: the selection score, and UA per corpus."""
+    `metrics_dir/<fold>/train.json`: the selection score (from its training corpora's UA, for a train.json of
+    the layout before it carried its score), and UA per corpus."""
     validation = {}
     for fold in folds:
         path = metrics_dir / str(fold) / "train.json"
         if not path.is_file():
             raise FoldMissingError(f"{path}: missing, though cv.folds lists fold {fold}; train that fold first")
-        validation[fold] = json.loads(path.read_text())[VAL]
+        trained = json.loads(path.read_text())
+        val = trained[VAL]
+        if "score" not in val:  # written before train.json carried its score: the folds committed under reports/
+            val = {"score": selection_score(val, trained["corpora"]), **val}
+        validation[fold] = val
     return validation
 
 
