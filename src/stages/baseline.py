@@ -5,8 +5,8 @@ that the cv stage summarises beside the model, and the test predictions."""
 import pandas as pd
 
 from ser.baseline import fit_and_test
-from ser.crossval import aggregate, per_fold_table, summary_lines
-from ser.evaluation import scores_by_corpus
+from ser.crossval import means, per_fold_table, summary_lines
+from ser.evaluation import TEST, scores_by_corpus
 from ser.io import read_table, write_csv
 from ser.params import BaselineParams, TrainParams, load_section
 from ser.splitting import FOLDS
@@ -24,11 +24,11 @@ def main(argv=None) -> None:
         results[fold], picked[fold] = scores_by_corpus(table), chosen["c"]
         tables.append(table.assign(fold=fold))
         print(f"baseline: fold {fold}: C {chosen['c']} (validation score {chosen['val_score']:.3f})")
-    summary, per_fold = aggregate(results), per_fold_table(results)
+    per_fold = per_fold_table(results)
     per_fold["c"] = per_fold["fold"].map(picked)  # the SVM's C that the fold's validation picked
     write_csv(per_fold, args.folds)
     write_csv(pd.concat(tables, ignore_index=True), args.predictions)
-    for line in summary_lines(summary, per_fold):
+    for line in summary_lines({TEST: means(per_fold)}, per_fold):
         print(f"baseline: {line}")
 
 
