@@ -334,7 +334,7 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     # Fold 2 alone: its results come from the run-cache, and fold 1's files left in the workspace are not counted.
     alone = run(["dvc", "exp", "run", "-n", "fold-2", "-S", "cv.folds=[2]"], root, env)
     assert "Running stage 'train" not in alone and "Running stage 'cv'" in alone
-    assert (root / "metrics" / "folds" / "1" / "evaluate.json").is_file()
+    assert (root / "plots" / "folds" / "1" / "predictions.csv").is_file()  # left by the run before, and not read
     cv = json.loads((root / "metrics" / "cv.json").read_text())
     assert cv["folds"] == [2] and pd.read_csv(root / "plots" / "cv" / "folds.csv")["fold"].unique().tolist() == [2]
     assert cv["test"]["ravdess"]["ua"] == fold_2["ravdess"]["ua"] and cv["test"]["ravdess"]["ua_std"] is None
