@@ -8,8 +8,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,10 +99,27 @@ RUN_CACHED_FILES = (
 )
 
 
-def run(command: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-4000:]}"
+# Seconds any one command here may take: the longest trains the slice's small model, a few minutes on 2 cores.
+COMMAND_TIMEOUT_S = 900
+
+
+def run(command: list[str], cwd: Path, env: dict, timeout: float = COMMAND_TIMEOUT_S) -> str:
+    """Run `command` to its end and return what it printed (stdout, then stderr); fail, with its output, if it
+    fails or is still running after `timeout` seconds (then its whole process group is killed).
+
+    The output goes to files, not pipes: a command that leaves a daemon behind (`dvc queue start` forks its
+    workers' keepers, which inherit its descriptors) returns when it ends, not when the daemon does."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+        try:
+            returncode, timed_out = process.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            returncode, timed_out = process.wait(), True
+        stdout.seek(0), stderr.seek(0)
+        output = stdout.read() + stderr.read()
+    assert not timed_out, f"{' '.join(command)} still running after {timeout} s, killed:\n{output[-4000:]}"
+    assert returncode == 0, f"{' '.join(command)} failed (exit status {returncode}):\n{output[-4000:]}"
     return output
 
 
@@ -402,12 +421,17 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     queued_names = {"queued-fold-3": "cv.folds=[3]", "queued-lr": "train.lr=0.002"}
     for name, change in queued_names.items():
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S", change], root, env)
-    run(["dvc", "queue", "start", "-j", "2"], root, env)
-    for _ in range(600):
-        status = run(["dvc", "queue", "status"], root, env)
-        if all(name in status for name in queued_names) and not re.search(r"Queued|Running", status):
-            break
-        time.sleep(1)
+    run(["dvc", "queue", "start", "-j", "2"], root, env)  # returns at once; the workers run in the background
+    deadline = time.monotonic() + COMMAND_TIMEOUT_S
+    try:
+        while True:
+            status = run(["dvc", "queue", "status"], root, env)
+            if all(name in status for name in queued_names) and not re.search(r"Queued|Running", status):
+                break
+            assert time.monotonic() < deadline, f"the queue still runs after {COMMAND_TIMEOUT_S} s:\n{status}"
+            time.sleep(2)
+    finally:  # the workers stop by themselves once the queue is empty; never leave one behind the test
+        run(["dvc", "queue", "stop", "--kill"], root, env)
     for name in queued_names:
         assert re.search(rf"{name} .* Success", status), status
     shown = json.loads(run(["dvc", "exp", "show", "--json"], root, env))
@@ -421,7 +445,12 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
 
     # The renamed key: DVC refuses `-S train.l2=...` itself (no such key); added with `+`, train names the new one.
     renamed = subprocess.run(
-        ["dvc", "exp", "run", "-S", "+train.l2=0.1"], cwd=root, env=env, capture_output=True, text=True
+        ["dvc", "exp", "run", "-S", "+train.l2=0.1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
     )
     assert renamed.returncode != 0
     assert "params.yaml: train.l2 is now train.weight_decay: rename it" in renamed.stdout + renamed.stderr
@@ -435,7 +464,9 @@ def test_a_bad_params_file_stops_every_repro_in_one_line_before_any_stage_works(
     original = (root / "params.yaml").read_text()
     set_params(root, **{"split.bogus_key": 3, "train.lr": "abc"})
     for _ in range(2):  # on every run, not only the first after params.yaml changed
-        result = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            ["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+        )
         output = result.stdout + result.stderr
         assert result.returncode != 0
         assert "check: error: params.yaml: split.bogus_key: unknown key; train.lr: 'abc' is not allowed" in output
@@ -477,7 +508,7 @@ def test_verify_finds_same_size_corruption_that_dvc_status_trusts(project):
             path.write_bytes(data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
             os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
         assert "up to date" in run(["dvc", "status", "fetch", "split"], root, env)  # DVC trusts the metadata
-        result = subprocess.run(verify, cwd=root, env=env, capture_output=True, text=True)
+        result = subprocess.run(verify, cwd=root, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert any(line.startswith("verify: data/manifest.csv: MD5 ") for line in lines)
