@@ -1,12 +1,14 @@
-"""Speaker normalisation of log-mel features: the clips of one speaker standardised per mel band by the mean
-and standard deviation over every frame of that speaker's own clips (no labels are used), or, for a clip heard
-alone, by those of the clip itself ("utterance").
+"""Normalisation of log-mel features: the clips of one speaker standardised per mel band by the mean and
+standard deviation over every frame of that speaker's own clips (no labels are used), or, for a clip heard
+alone, by those of the clip itself ("utterance"); or each clip's dB taken relative to its own loudest bin
+("peak", librosa's `power_to_db(ref=np.max)`).
 
-Either way the model's input no longer depends on the recording's gain, nor on a fixed colouring of the
-channel shared by the clips normalised together: in dB both only add a constant per band, which the mean
-takes away. `train.normalise` chooses the mode; it travels with the weights (the bundle's `info`), so the
-evaluate stage and `ser predict` normalise as training did. Test speakers' statistics come from their own
-test clips, never from training.
+Either way the model's input no longer depends on the recording's gain: in dB a gain adds one constant to
+every value, which the peak or the mean takes away. The standardising modes also remove a fixed colouring of
+the channel shared by the clips normalised together (a constant per band); "peak" keeps the spectrum's shape,
+and with it how loud each band is against the rest. `train.normalise` chooses the mode; it travels with
+the weights (the bundle's `info`), so the evaluate stage and `ser predict` normalise as training did. Test
+speakers' statistics come from their own test clips, never from training.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from ser.corpora import SPEAKER
 from ser.features import FeatureSplit
 
-MODES: tuple[str, ...] = ("none", "utterance", "speaker")
+MODES: tuple[str, ...] = ("none", "peak", "utterance", "speaker")
 STD_FLOOR_DB = 1.0  # a band that barely varies (a silent clip's floor) is divided by this, not by ~0
 
 
@@ -73,20 +75,36 @@ def standardise_each(features: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-def normalise_clips(
-    features: np.ndarray, table: pd.DataFrame, mode: str, fit: Sequence[bool] | np.ndarray | None = None
-) -> np.ndarray:
-    """The features of the clips of `table` (one row each, in array order) normalised as `mode` says: "none"
-    returns them as they are; "utterance" standardises each clip by itself; "speaker" standardises the
-    clips of each speaker (ser.corpora.SPEAKER) by the BandStats of that speaker's clips where `fit` is true (all of
-    them if `fit` is None; training passes its originals, so the augmented copies are normalised like their
-    sources are, and keep the gain and noise they were given)."""
+def relative_to_peak(features: np.ndarray) -> np.ndarray:
+    """Every clip (n_clips, n_mels, n_frames) in dB relative to its own loudest bin ("peak"): a new float32
+    array, at most 0 (the front end's `top_db` keeps it at or above -top_db)."""
+    x = np.asarray(features, dtype=np.float32)
+    return x - x.max(axis=(1, 2), keepdims=True)
+
+
+def normalise_alone(features: np.ndarray, mode: str) -> np.ndarray:
+    """Clips (n_clips, n_mels, n_frames) normalised for a model trained with `mode`, each clip by itself: a
+    speaker-normalised model's clips are standardised each by its own statistics ("utterance"), what a clip
+    heard without others of its speaker gets."""
     if mode not in MODES:
         raise ValueError(f"normalise mode {mode!r}: choose one of {', '.join(MODES)}")
     if mode == "none":
         return features
-    if mode == "utterance":
-        return standardise_each(features)
+    if mode == "peak":
+        return relative_to_peak(features)
+    return standardise_each(features)
+
+
+def normalise_clips(
+    features: np.ndarray, table: pd.DataFrame, mode: str, fit: Sequence[bool] | np.ndarray | None = None
+) -> np.ndarray:
+    """The features of the clips of `table` (one row each, in array order) normalised as `mode` says: "none"
+    returns them as they are; "peak" and "utterance" normalise each clip by itself (`normalise_alone`);
+    "speaker" standardises the clips of each speaker (ser.corpora.SPEAKER) by the BandStats of that speaker's
+    clips where `fit` is true (all of them if `fit` is None; training passes its originals, so the augmented
+    copies are normalised like their sources are, and keep the gain and noise they were given)."""
+    if mode != "speaker":
+        return normalise_alone(features, mode)
     fit = np.ones(len(table), bool) if fit is None else np.asarray(fit, bool)
     out = np.empty(features.shape, np.float32)
     for key, rows in table.reset_index(drop=True).groupby(list(SPEAKER), sort=False).groups.items():

@@ -164,9 +164,10 @@ class TrainParams:
     # every fetched corpus is validated and tested, and model selection sees the validation of these only
     processes: Positive  # data-parallel training processes (torchrun, ser.distributed); batch_size is global
     compile: Bool  # torch.compile the model for training
-    # each mel band standardised over each speaker's own clips ("speaker"), over each clip ("utterance"), or
-    # not ("none"): ser.normalise; the bundle keeps it, so evaluation and prediction do the same
-    normalise: Literal["none", "utterance", "speaker"]
+    # each mel band standardised over each speaker's own clips ("speaker"), over each clip ("utterance"), each
+    # clip's dB relative to its loudest bin ("peak"), or none ("none"): ser.normalise; the bundle keeps it, so
+    # evaluation and prediction do the same
+    normalise: Literal["none", "peak", "utterance", "speaker"]
     # vocal-tract length perturbation (ser.train.FrequencyWarp): every time a training clip is drawn, its
     # frequency axis is warped by a factor from [1 - freq_warp, 1 + freq_warp]; 0: off
     freq_warp: Annotated[Float, Field(ge=0.0, le=0.3)]

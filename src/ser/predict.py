@@ -30,7 +30,7 @@ from ser import audio
 from ser.bundle import Bundle, load_bundle
 from ser.corpora import EMOTIONS
 from ser.evaluation import SILENT, probability_table
-from ser.normalise import BandStats, StatsAccumulator, standardise, standardise_each
+from ser.normalise import BandStats, StatsAccumulator, normalise_alone, standardise
 from ser.options import PredictOptions
 from ser.parallel import imap
 
@@ -221,7 +221,8 @@ class Predictor:
         mode = self.bundle.normalise
         if mode != "none":
             x = features.cpu().numpy()
-            x = standardise(x, self._stats) if mode == "speaker" and self._stats is not None else standardise_each(x)
+            by_speaker = mode == "speaker" and self._stats is not None
+            x = standardise(x, self._stats) if by_speaker else normalise_alone(x, mode)
             features = torch.from_numpy(x).to(self.device)
         logits = self.bundle.model(features)  # (B, n_classes)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
