@@ -144,6 +144,8 @@ def time_to_accuracy_rows(section: dict) -> list[tuple[str, str]]:
     for row in section["rows"]:
         versions = row["versions_per_epoch"]
         recipe = f"{row['epochs']} epochs of {'every version' if versions == 'all' else f'{versions} version(s)'}"
+        if "normalise" in row:  # results.json files written before the row had it
+            recipe += f", normalise {row['normalise']}"
         reached = ""
         if "seconds_to_target" in row:
             target = row["seconds_to_target"]

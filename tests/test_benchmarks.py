@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -11,16 +12,21 @@ import pandas as pd
 
 from ser.corpora import evenly_spaced
 from ser.features import FeatureSplit
+from ser.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_benchmark_readme_is_rendered_from_the_committed_full_run():
+def benchmark_module(name: str):
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        import report
+        return __import__(name)
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+
+
+def test_the_benchmark_readme_is_rendered_from_the_committed_full_run():
+    report = benchmark_module("report")
     results = json.loads((REPO / "benchmarks" / "results.json").read_text())
     assert not results["quick"]  # a smoke run's numbers mean nothing: never the committed table
     readme = (REPO / "benchmarks" / "README.md").read_text()
@@ -28,11 +34,7 @@ def test_the_benchmark_readme_is_rendered_from_the_committed_full_run():
 
 
 def test_the_gpu_script_trains_an_epoch_of_a_preset_anywhere(capsys):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import gpu
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    gpu = benchmark_module("gpu")
     gpu.main(["--device", "cpu", "--clips", "64", "--batch-size", "32", "--presets", "tiny"])
     printed = capsys.readouterr().out
     result = json.loads(printed.strip().splitlines()[-1])
@@ -43,11 +45,7 @@ def test_the_gpu_script_trains_an_epoch_of_a_preset_anywhere(capsys):
 
 
 def test_time_to_accuracy_trains_on_every_version_of_an_evenly_spaced_subset_of_clips():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import time_to_accuracy
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    time_to_accuracy = benchmark_module("time_to_accuracy")
 
     sources = [f"c{i:02d}" for i in range(10)]
     table = pd.DataFrame({"source_clip_id": sources * 3, "emotion": "sad", "corpus": "ravdess"})
@@ -57,3 +55,23 @@ def test_time_to_accuracy_trains_on_every_version_of_an_evenly_spaced_subset_of_
     assert set(picked.table["source_clip_id"]) == chosen and len(chosen) == 5
     kept_rows = [row for row in range(30) if sources[row % 10] in chosen]  # each clip with both its copies
     assert picked.features[:, 0, 0].tolist() == kept_rows and len(picked.table) == 15
+
+
+def test_time_to_accuracy_gives_each_recipe_its_own_normalisation():
+    time_to_accuracy = benchmark_module("time_to_accuracy")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"speaker": "ravdess_01", "prepared": False, "emotion": "sad"}, index=range(4))
+    features = rng.uniform(-80.0, -20.0, size=(4, 8, 10)).astype(np.float32)  # dB, each clip's peak below 0
+    split = FeatureSplit(features=features, table=table)
+    base = load_params(REPO / "params.yaml").train
+    old = dataclasses.replace(base, **time_to_accuracy.OLD_RECIPE)
+    peak = dataclasses.replace(base, normalise="peak")
+    assert old.normalise == "none"  # the default when issue 13 was filed: the log-mel as the front end gives it
+    old_train, old_val = time_to_accuracy.recipe_input(split, split, old)
+    np.testing.assert_array_equal(old_train.features, features)
+    np.testing.assert_array_equal(old_val.features, features)
+    peak_train, peak_val = time_to_accuracy.recipe_input(split, split, peak)
+    for normalised in (peak_train.features, peak_val.features):
+        np.testing.assert_allclose(normalised.max(axis=(1, 2)), 0.0, atol=1e-5)  # each clip's loudest bin at 0 dB
+        shift = normalised - features  # one constant per clip: the spectrum's shape is kept
+        np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1], shift.shape), atol=1e-4)
