@@ -4,9 +4,13 @@ validation score, and how long params.yaml's takes to reach the old default's sc
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 from common import REPO_ROOT, Budget, print_table
 
@@ -16,7 +20,7 @@ from ser.features import FeatureSplit, load_frontend, load_training_data
 from ser.io import read_table
 from ser.model import ModelConfig
 from ser.normalise import normalise_split
-from ser.params import Params, TrainParams
+from ser.params import Params, TrainParams, load_params
 from ser.train import Training, TrainResult
 
 FEATURES = REPO_ROOT / "data" / "features"  # the melspec stage's output
@@ -66,14 +70,75 @@ def recipe_summary(name: str, params: TrainParams, result: TrainResult, target: 
         "kept": "average" if result.averaged else f"epoch {result.best_epoch}",
     }
     if target is not None:  # the first epoch at the old default's final score, or the whole run if averaging got there
-        reached = history.index[history["val_score"] >= target]
-        if len(reached):
-            row["seconds_to_target"] = float(history.loc[reached[0], "seconds"])
+        reached = first_at(history, target)
+        if reached is not None:
+            row["seconds_to_target"] = float(history.loc[reached, "seconds"])
         elif final >= target:
             row["seconds_to_target"] = result.seconds
         else:
             row["seconds_to_target"] = None
     return row
+
+
+def first_at(history: pd.DataFrame, target: float):
+    """The label of the first epoch of `history` whose validation score reaches `target`; None if none does."""
+    reached = history.index[history["val_score"] >= target]
+    return reached[0] if len(reached) else None
+
+
+def whole_folds(old_dir: Path, new_dir: Path, corpora: Sequence[str]) -> list[dict]:
+    """The same comparison on whole folds already trained (`<dir>/<k>/train.json` and `training.csv`, as
+    `make cv-report` reads them), in epochs, which cost the same in both recipes when only the input's
+    normalisation differs: for each fold in both, the epoch (all members counted, `run_epoch`) at which the new
+    recipe's run first reaches the old recipe's final validation score, against the old run's epochs."""
+    rows = []
+    for fold in sorted(int(path.name) for path in Path(new_dir).iterdir() if (Path(old_dir) / path.name).is_dir()):
+        old_val = json.loads((Path(old_dir) / str(fold) / "train.json").read_text())["val"]
+        new_summary = json.loads((Path(new_dir) / str(fold) / "train.json").read_text())
+        target = selection_score(old_val, corpora)
+        old_epochs = len(pd.read_csv(Path(old_dir) / str(fold) / "training.csv"))
+        new_history = pd.read_csv(Path(new_dir) / str(fold) / "training.csv")
+        reached = first_at(new_history, target)
+        if reached is not None:
+            epochs = int(new_history.loc[reached, "run_epoch"])
+        elif new_summary["val"]["score"] >= target:  # only the kept weights (an average, or the ensemble) got there
+            epochs = len(new_history)
+        else:
+            epochs = None
+        rows.append(
+            {
+                "fold": fold,
+                "old_final_score": target,
+                "new_final_score": new_summary["val"]["score"],
+                "old_epochs": old_epochs,
+                "new_epochs_to_old_score": epochs,
+                "speedup": old_epochs / epochs if epochs else None,
+            }
+        )
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Time to the old default's validation score on whole folds.")
+    parser.add_argument("old", type=Path, help="the old recipe's folds, e.g. reports/folds")
+    parser.add_argument("new", type=Path, help="the new recipe's folds, e.g. reports/peak/folds")
+    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml", help="whose train.corpora score")
+    args = parser.parse_args(argv)
+    rows = whole_folds(args.old, args.new, load_params(args.params).train.corpora)
+    columns = ["fold", "old_final_score", "new_final_score", "old_epochs", "new_epochs_to_old_score", "speedup"]
+    print_table(f"time to the old recipe's final validation score: {args.new} against {args.old}", rows, columns)
+    reached = [row for row in rows if row["new_epochs_to_old_score"]]
+    if reached:
+        total = sum(row["old_epochs"] for row in rows)
+        print(
+            f"over the {len(rows)} folds: {total} epochs of the old recipe; the new one reaches its score in "
+            f"{len(reached)} of them, after {sum(row['new_epochs_to_old_score'] for row in reached)} epochs "
+            f"of those folds' {sum(row['old_epochs'] for row in reached)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
 
 
 def time_to_accuracy_section(params: Params, budget: Budget) -> dict:

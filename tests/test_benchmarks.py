@@ -75,3 +75,28 @@ def test_time_to_accuracy_gives_each_recipe_its_own_normalisation():
         np.testing.assert_allclose(normalised.max(axis=(1, 2)), 0.0, atol=1e-5)  # each clip's loudest bin at 0 dB
         shift = normalised - features  # one constant per clip: the spectrum's shape is kept
         np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1], shift.shape), atol=1e-4)
+
+
+def test_whole_folds_counts_the_epochs_the_new_recipe_takes_to_the_old_final_score(tmp_path):
+    time_to_accuracy = benchmark_module("time_to_accuracy")
+
+    def fold(root, k, final, scores):
+        (root / str(k)).mkdir(parents=True)
+        val = {"score": final, "ravdess": {"ua": final}}
+        (root / str(k) / "train.json").write_text(json.dumps({"val": val}))
+        history = pd.DataFrame({"val_score": scores, "run_epoch": range(1, len(scores) + 1)})
+        history.to_csv(root / str(k) / "training.csv", index=False)
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    fold(old, 1, 0.70, [0.5, 0.6, 0.68, 0.69])
+    fold(new, 1, 0.75, [0.6, 0.71, 0.75, 0.74])  # first at 0.70 in its second epoch
+    fold(old, 2, 0.70, [0.5, 0.6, 0.68, 0.69])
+    fold(new, 2, 0.72, [0.6, 0.65, 0.69, 0.68])  # only its kept weights (an average) reach 0.70: the whole run
+    fold(old, 3, 0.70, [0.5, 0.6, 0.68, 0.69])
+    fold(new, 3, 0.60, [0.5, 0.55, 0.6, 0.6])  # never
+    fold(new, 4, 0.90, [0.9])  # no old run of fold 4: left out
+    rows = time_to_accuracy.whole_folds(old, new, ["ravdess"])
+    assert [row["fold"] for row in rows] == [1, 2, 3]
+    assert [row["new_epochs_to_old_score"] for row in rows] == [2, 4, None]
+    assert [row["speedup"] for row in rows] == [2.0, 1.0, None]
+    assert rows[0]["old_final_score"] == 0.70 and rows[0]["old_epochs"] == 4
