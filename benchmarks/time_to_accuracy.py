@@ -1,6 +1,9 @@
 """Section 3: time to accuracy. The training recipe of params.yaml against the old default's (OLD_RECIPE), on real
 features of one fold, their epochs alternating so both see the same machine: how long each takes to its final
-validation score, and how long params.yaml's takes to reach the old default's score."""
+validation score, and how long params.yaml's takes to reach the old default's score.
+
+Run by itself, it makes the same comparison on whole folds already trained, in epochs
+(`python benchmarks/time_to_accuracy.py reports/folds reports/peak/folds`)."""
 
 from __future__ import annotations
 
