@@ -3,7 +3,8 @@
 #   make test    install everything into .venv, then lint and run the test suite
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
 #   make cv-report   gather the folds run as separate experiments (reports/folds/<k>/; FOLDS="1 2" picks) into reports/cv/
-#                    (REPORTS=reports/candidate-one-version: those of issue 13's recipe that was not kept)
+#                    (REPORTS=reports/candidate-one-version: those of issue 13's recipe that was not kept;
+#                    REPORTS=reports/peak METRICS=metrics/cv-6fold.json: the default's six folds)
 #   make plots-template  rebuild .dvc/plots/offline.html, the offline page of dvc plots (needs npm; maintainers)
 #   make report  report/report.md: dvc metrics diff and params diff against AGAINST (default main), and the figures
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
@@ -44,8 +45,10 @@ report: install
 
 # The cv stage's script over folds run as separate experiments, one session at a time: each fold's result files
 # (metrics/folds/<k>/ and plots/folds/<k>/ of its experiment) committed to reports/folds/<k>/ as it finished.
-# For the folds in FOLDS, into reports/cv/ (or those under REPORTS).
+# For the folds in FOLDS, into reports/cv/ (or those under REPORTS), the summary into METRICS. The default's six
+# folds: make cv-report REPORTS=reports/peak METRICS=metrics/cv-6fold.json (dvc.yaml's top-level metrics).
 REPORTS ?= reports
+METRICS ?= $(REPORTS)/cv/cv.json
 FOLDS ?= $(sort $(notdir $(wildcard $(REPORTS)/folds/*)))
 CV_PARAMS := $(REPORTS)/cv/params.yaml
 comma := ,
@@ -56,5 +59,5 @@ cv-report: install
 	mkdir -p $(REPORTS)/cv
 	printf 'cv:\n  folds: [%s]\n' "$(subst $(space),$(comma),$(strip $(FOLDS)))" > $(CV_PARAMS)
 	$(BIN)/python src/stages/cv.py --params $(CV_PARAMS) --fold-metrics $(REPORTS)/folds --fold-plots $(REPORTS)/folds \
-		--baseline plots/baseline/folds.csv --metrics $(REPORTS)/cv/cv.json --folds $(REPORTS)/cv/folds.csv --predictions $(REPORTS)/cv/predictions.csv \
+		--baseline plots/baseline/folds.csv --metrics $(METRICS) --folds $(REPORTS)/cv/folds.csv --predictions $(REPORTS)/cv/predictions.csv \
 		--history $(REPORTS)/cv/training.csv --confusion $(REPORTS)/cv/confusion.png
