@@ -46,7 +46,7 @@ report: install
 # The cv stage's script over folds run as separate experiments, one session at a time: each fold's result files
 # (metrics/folds/<k>/ and plots/folds/<k>/ of its experiment) committed to reports/folds/<k>/ as it finished.
 # For the folds in FOLDS, into reports/cv/ (or those under REPORTS), the summary into METRICS. The default's six
-# folds: make cv-report REPORTS=reports/peak METRICS=metrics/cv-6fold.json (dvc.yaml's top-level metrics).
+# folds: make cv-report REPORTS=reports/peak METRICS=metrics/cv-6fold.json (dvc metrics show metrics/cv-6fold.json).
 REPORTS ?= reports
 METRICS ?= $(REPORTS)/cv/cv.json
 FOLDS ?= $(sort $(notdir $(wildcard $(REPORTS)/folds/*)))
