@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +83,7 @@ def recipe_summary(name: str, params: TrainParams, result: TrainResult, target: 
     return row
 
 
-def first_at(history: pd.DataFrame, target: float):
+def first_at(history: pd.DataFrame, target: float) -> Hashable | None:
     """The label of the first epoch of `history` whose validation score reaches `target`; None if none does."""
     reached = history.index[history["val_score"] >= target]
     return reached[0] if len(reached) else None
@@ -96,15 +96,15 @@ def whole_folds(old_dir: Path, new_dir: Path, corpora: Sequence[str]) -> list[di
     recipe's run first reaches the old recipe's final validation score, against the old run's epochs."""
     rows = []
     for fold in sorted(int(path.name) for path in Path(new_dir).iterdir() if (Path(old_dir) / path.name).is_dir()):
-        old_val = json.loads((Path(old_dir) / str(fold) / "train.json").read_text())["val"]
-        new_summary = json.loads((Path(new_dir) / str(fold) / "train.json").read_text())
-        target = selection_score(old_val, corpora)
-        old_epochs = len(pd.read_csv(Path(old_dir) / str(fold) / "training.csv"))
-        new_history = pd.read_csv(Path(new_dir) / str(fold) / "training.csv")
+        old, new = Path(old_dir) / str(fold), Path(new_dir) / str(fold)
+        target = selection_score(json.loads((old / "train.json").read_text())["val"], corpora)
+        new_final = json.loads((new / "train.json").read_text())["val"]["score"]
+        old_epochs = len(pd.read_csv(old / "training.csv"))
+        new_history = pd.read_csv(new / "training.csv")
         reached = first_at(new_history, target)
         if reached is not None:
             epochs = int(new_history.loc[reached, "run_epoch"])
-        elif new_summary["val"]["score"] >= target:  # only the kept weights (an average, or the ensemble) got there
+        elif new_final >= target:  # only the kept weights (an average, or the ensemble) got there
             epochs = len(new_history)
         else:
             epochs = None
@@ -112,7 +112,7 @@ def whole_folds(old_dir: Path, new_dir: Path, corpora: Sequence[str]) -> list[di
             {
                 "fold": fold,
                 "old_final_score": target,
-                "new_final_score": new_summary["val"]["score"],
+                "new_final_score": new_final,
                 "old_epochs": old_epochs,
                 "new_epochs_to_old_score": epochs,
                 "speedup": old_epochs / epochs if epochs else None,
@@ -133,15 +133,12 @@ def main(argv=None) -> None:
     reached = [row for row in rows if row["new_epochs_to_old_score"]]
     if reached:
         total = sum(row["old_epochs"] for row in rows)
+        new_epochs = sum(row["new_epochs_to_old_score"] for row in reached)
         print(
             f"over the {len(rows)} folds: {total} epochs of the old recipe; the new one reaches its score in "
-            f"{len(reached)} of them, after {sum(row['new_epochs_to_old_score'] for row in reached)} epochs "
-            f"of those folds' {sum(row['old_epochs'] for row in reached)}"
+            f"{len(reached)} of the {len(rows)} folds, after {new_epochs} epochs of those folds' "
+            f"{sum(row['old_epochs'] for row in reached)}"
         )
-
-
-if __name__ == "__main__":
-    main()
 
 
 def time_to_accuracy_section(params: Params, budget: Budget) -> dict:
@@ -210,3 +207,7 @@ def time_to_accuracy_section(params: Params, budget: Budget) -> dict:
             "(kept) score; the speed-up is the old default's whole run over that"
         ),
     }
+
+
+if __name__ == "__main__":
+    main()
