@@ -32,7 +32,7 @@ FOLD = 1
 # The default when issue 13 was filed, as it may differ from params.yaml's: every version of every clip each
 # epoch, 40 epochs, the one-cycle schedule peaking at 1e-3, the log-mel as the front end gives it (no
 # normalisation; reports/pilots/ has how each later change was chosen).
-OLD_RECIPE = {"versions_per_epoch": None, "epochs": 40, "lr": 1e-3, "normalise": "none"}
+OLD_RECIPE = {"versions_per_epoch": None, "epochs": 40, "average_last": 10, "lr": 1e-3, "normalise": "none"}
 
 
 def evenly_spaced_rows(split: FeatureSplit, column: str, n: int) -> FeatureSplit:
