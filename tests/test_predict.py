@@ -33,6 +33,7 @@ from ser.predict import (
     find_files,
     predictions_table,
 )
+from ser.tta import ShiftAveraged, shift_frames
 
 SR = 16000
 EXACT = 1e-6  # probabilities of the same features through differently sized batches
@@ -109,10 +110,16 @@ def test_a_clip_that_fits_one_window_gets_exactly_the_melspec_stage_features(pre
     np.testing.assert_array_equal(features(predictor, windows), stage)
     with torch.inference_mode():
         np.testing.assert_array_equal(features(predictor, windows), LogMel(frontend)(torch.from_numpy(windows)).numpy())
-    # so the probabilities are the evaluate stage's (predict_proba on the stored features)
-    expected = predict_proba(predictor.bundle.model, stage, torch.device("cpu"))
+    # so the probabilities are the evaluate stage's (predict_proba on the stored features, heard at ser.tta's shifts)
+    model = ShiftAveraged(predictor.bundle.model, shift_frames(frontend))
+    expected = predict_proba(model, stage, torch.device("cpu"))
     got = [predictor.predict_file(clip).probabilities for clip in clips]
     np.testing.assert_allclose(got, expected, atol=EXACT)
+    # and --no-shifts is the bundle's model at the clip's own position, which differs
+    alone = Predictor(predictor.bundle, options=dataclasses.replace(predictor.options, shifts=False))
+    unshifted = [alone.predict_file(clip).probabilities for clip in clips]
+    np.testing.assert_allclose(unshifted, predict_proba(predictor.bundle.model, stage, torch.device("cpu")), atol=EXACT)
+    assert np.abs(np.array(unshifted) - expected).max() > 10 * EXACT
 
 
 def test_stereo_and_44k_copies_predict_like_the_mono_16k_clip(predictor, clips, tmp_path):

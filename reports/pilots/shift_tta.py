@@ -36,7 +36,9 @@ def shifted(features: np.ndarray, frames: int) -> np.ndarray:
 
 def fold_scores(fold: int, model: Path) -> dict:
     bundle = load_bundle(model, "cpu")
-    val = normalise_split(load_fold(Path("data/features"), read_table(Path("data/split.csv")), fold, "val"), bundle.normalise)
+    val = normalise_split(
+        load_fold(Path("data/features"), read_table(Path("data/split.csv")), fold, "val"), bundle.normalise
+    )
     x = np.asarray(val.features, dtype=np.float32)
     corpora = bundle.info["corpora"]
     probabilities = {shift: predict_proba(bundle.model, shifted(x, shift), "cpu") for shift in SHIFTS}
@@ -60,7 +62,10 @@ def main() -> None:
     folds = {int(k): Path(v) for k, v in (pair.split("=", 1) for pair in args.models)}
     results = {fold: fold_scores(fold, model) for fold, model in sorted(folds.items())}
     for fold, result in results.items():
-        print(f"fold {fold}: " + "; ".join(f"{n} " + " ".join(f"{k} {v:.3f}" for k, v in r.items()) for n, r in result.items()))
+        print(
+            f"fold {fold}: "
+            + "; ".join(f"{n} " + " ".join(f"{k} {v:.3f}" for k, v in r.items()) for n, r in result.items())
+        )
     means = {
         name: {key: float(np.mean([r[name][key] for r in results.values()])) for key in results[min(results)][name]}
         for name in ("unshifted", "averaged")

@@ -31,3 +31,6 @@ class PredictOptions:
     # ("window", as for a lone clip), the windows of each file ("file": one speaker per recording), the files
     # of each folder ("folder"), or every file given ("all"). Models normalised otherwise ignore it.
     speakers: Literal["window", "file", "folder", "all"] = "window"
+    # Average each window's probabilities over it shifted by ser.tta.SHIFTS_S, as the evaluate stage scores;
+    # False: each window at its own position only (a fifth of the model's time, a little less accurate).
+    shifts: bool = True

@@ -33,6 +33,7 @@ from ser.evaluation import SILENT, probability_table
 from ser.normalise import BandStats, StatsAccumulator, normalise_alone, standardise
 from ser.options import PredictOptions
 from ser.parallel import imap
+from ser.tta import ShiftAveraged, shift_frames
 
 TOO_SHORT, NO_SPEECH, DC_ONLY = "too short", "no speech", "DC only"  # besides SILENT: what is not judged
 # Stored as floats, a file's samples can go beyond full scale; stored as integers they cannot (resampling a
@@ -199,6 +200,10 @@ class Predictor:
         self.frontend: audio.FrontEndConfig = self.bundle.frontend
         self.labels: tuple[str, ...] = self.bundle.labels
         self.options = options or PredictOptions()
+        # the bundle's model, heard at each of ser.tta's shifts (as the evaluate stage hears it) unless told not to
+        self.model = ShiftAveraged(
+            self.bundle.model, shift_frames(self.bundle.frontend) if self.options.shifts else (0,)
+        )
         silence = self.options.silence_dbfs
         self.silence_dbfs = self.frontend.audio.silence_dbfs if silence is None else silence
         self.hop = max(1, round(self.frontend.n_samples * (1.0 - self.options.overlap)))  # samples between windows
@@ -224,7 +229,7 @@ class Predictor:
             by_speaker = mode == "speaker" and self._stats is not None
             x = standardise(x, self._stats) if by_speaker else normalise_alone(x, mode)
             features = torch.from_numpy(x).to(self.device)
-        logits = self.bundle.model(features)  # (B, n_classes)
+        logits = self.model(features)  # (B, n_classes)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     def speaker_stats(self, found: Iterable[Path | Failure]) -> BandStats | None:

@@ -1,8 +1,9 @@
 """evaluate: score one fold's model on that fold's test clips of every corpus fetched, whether it trained on
 the corpus or not (then the figure is an unseen-corpus one): UA, WA and macro-F1 per corpus under `test`, and
-per-class recall as a table (a DVC plot). The clips are normalised as the model's training
-normalised them (ser.normalise); a model normalised per speaker is also scored with each clip normalised
-alone, as `ser predict` does a lone clip, under `per_utterance`."""
+per-class recall as a table (a DVC plot). The clips are normalised as the model's training normalised them
+(ser.normalise) and heard at ser.tta's shifts, their probabilities averaged, as `ser predict` hears them; a
+model normalised per speaker is also scored with each clip normalised alone, as `ser predict` does a lone
+clip, under `per_utterance`."""
 
 import pandas as pd
 
@@ -23,6 +24,7 @@ from ser.io import read_table, write_csv, write_json
 from ser.normalise import normalise_split
 from ser.plots import confusion_matrices
 from ser.stage import run, stage_args
+from ser.tta import ShiftAveraged, shift_frames
 
 
 def main(argv=None) -> None:
@@ -31,11 +33,12 @@ def main(argv=None) -> None:
     )
     device = pick_device()
     bundle = load_bundle(args.model, device)
+    model = ShiftAveraged(bundle.model, shift_frames(bundle.frontend))  # as `ser predict` hears a clip
     test = load_fold(args.features, read_table(args.split), args.fold, "test")
     labels = test.table[["clip_id", "corpus", "speaker", "emotion"]].rename(columns={"emotion": "actual"})
 
     def predictions(mode: str) -> pd.DataFrame:
-        probabilities = predict_proba(bundle.model, normalise_split(test, mode).features, device)
+        probabilities = predict_proba(model, normalise_split(test, mode).features, device)
         return pd.concat(
             [labels.assign(fold=args.fold), probability_table(probabilities, bundle.labels, decimals=4)], axis=1
         )
