@@ -1,9 +1,10 @@
 """Test-time averaging over shifted windows, on validation clips only (a measurement for
 reports/pilots/README.md; never test): each fold's saved model scores its validation clips as they are, and with
-its probabilities averaged over the clip's log-mel shifted by SHIFTS frames.
+its probabilities averaged over the clip's log-mel shifted by SHIFTS frames (and, with --bands, each of those
+also shifted by BANDS mel bands).
 
 Run in a clone whose workspace holds the feature store, naming each fold's model bundle:
-`python reports/pilots/shift_tta.py 1=path/to/model.pt 2=... [--out shift_tta.json]`.
+`python reports/pilots/shift_tta.py 1=path/to/model.pt 2=... [--bands] [--out shift_tta.json]`.
 """
 
 import argparse
@@ -19,31 +20,41 @@ from ser.io import read_table
 from ser.normalise import normalise_split
 
 SHIFTS = (-16, -8, 0, 8, 16)  # frames of 16 ms: up to 0.256 s either way, training's augment.shift_s range
+BANDS = (-1, 0, 1)  # mel bands: about a semitone between 1 and 3 kHz
 
 
-def shifted(features: np.ndarray, frames: int) -> np.ndarray:
-    """(N, n_mels, n_frames) moved later by `frames` (earlier if negative); vacated frames take each clip's floor."""
+def shifted(features: np.ndarray, frames: int, axis: int = 2) -> np.ndarray:
+    """(N, n_mels, n_frames) moved later by `frames` (earlier if negative) along `axis` (2: time, 1: mel
+    bands, upwards); what is vacated takes each clip's floor."""
     if frames == 0:
         return features
     out = np.empty_like(features)
     out[...] = features.min(axis=(1, 2), keepdims=True)
-    if frames > 0:
-        out[..., frames:] = features[..., :-frames]
-    else:
-        out[..., :frames] = features[..., -frames:]
+    src, dst = [slice(None)] * 3, [slice(None)] * 3
+    src[axis], dst[axis] = (
+        (slice(None, -frames), slice(frames, None)) if frames > 0 else (slice(-frames, None), slice(None, frames))
+    )
+    out[tuple(dst)] = features[tuple(src)]
     return out
 
 
-def fold_scores(fold: int, model: Path) -> dict:
+def fold_scores(fold: int, model: Path, bands: bool) -> dict:
     bundle = load_bundle(model, "cpu")
     val = normalise_split(
         load_fold(Path("data/features"), read_table(Path("data/split.csv")), fold, "val"), bundle.normalise
     )
     x = np.asarray(val.features, dtype=np.float32)
     corpora = bundle.info["corpora"]
-    probabilities = {shift: predict_proba(bundle.model, shifted(x, shift), "cpu") for shift in SHIFTS}
+    probabilities = {
+        (shift, band): predict_proba(bundle.model, shifted(shifted(x, shift), band, axis=1), "cpu")
+        for shift in SHIFTS
+        for band in (BANDS if bands else (0,))
+    }
+    views = {"unshifted": probabilities[0, 0], "averaged": np.mean([probabilities[s, 0] for s in SHIFTS], axis=0)}
+    if bands:
+        views["with bands"] = np.mean(list(probabilities.values()), axis=0)
     result = {}
-    for name, p in {"unshifted": probabilities[0], "averaged": np.mean(list(probabilities.values()), axis=0)}.items():
+    for name, p in views.items():
         table = probability_table(p, bundle.labels).assign(
             corpus=val.table["corpus"].to_numpy(), actual=val.table["emotion"].to_numpy()
         )
@@ -57,10 +68,11 @@ def fold_scores(fold: int, model: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="fold=model.pt")
+    parser.add_argument("--bands", action="store_true", help="also average over BANDS mel-band shifts")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     folds = {int(k): Path(v) for k, v in (pair.split("=", 1) for pair in args.models)}
-    results = {fold: fold_scores(fold, model) for fold, model in sorted(folds.items())}
+    results = {fold: fold_scores(fold, model, args.bands) for fold, model in sorted(folds.items())}
     for fold, result in results.items():
         print(
             f"fold {fold}: "
@@ -68,12 +80,17 @@ def main() -> None:
         )
     means = {
         name: {key: float(np.mean([r[name][key] for r in results.values()])) for key in results[min(results)][name]}
-        for name in ("unshifted", "averaged")
+        for name in results[min(results)]
     }
     for name, mean in means.items():
         print(f"mean of {len(results)} folds, {name}: " + " ".join(f"{k} {v:.4f}" for k, v in mean.items()))
     if args.out:
-        args.out.write_text(json.dumps({"shifts": SHIFTS, "folds": results, "mean": means}, indent=2) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {"shifts": SHIFTS, "bands": BANDS if args.bands else None, "folds": results, "mean": means}, indent=2
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":
