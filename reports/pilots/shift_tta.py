@@ -12,30 +12,24 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ser.bundle import load_bundle
 from ser.evaluation import predict_proba, probability_table, scores_by_corpus, selection_score
 from ser.features import load_fold
 from ser.io import read_table
 from ser.normalise import normalise_split
+from ser.tta import shifted
 
 SHIFTS = (-16, -8, 0, 8, 16)  # frames of 16 ms: up to 0.256 s either way, training's augment.shift_s range
 BANDS = (-1, 0, 1)  # mel bands: about a semitone between 1 and 3 kHz
 
 
-def shifted(features: np.ndarray, frames: int, axis: int = 2) -> np.ndarray:
-    """(N, n_mels, n_frames) moved later by `frames` (earlier if negative) along `axis` (2: time, 1: mel
-    bands, upwards); what is vacated takes each clip's floor."""
-    if frames == 0:
-        return features
-    out = np.empty_like(features)
-    out[...] = features.min(axis=(1, 2), keepdims=True)
-    src, dst = [slice(None)] * 3, [slice(None)] * 3
-    src[axis], dst[axis] = (
-        (slice(None, -frames), slice(frames, None)) if frames > 0 else (slice(-frames, None), slice(None, frames))
-    )
-    out[tuple(dst)] = features[tuple(src)]
-    return out
+def moved(features: np.ndarray, frames: int, bands: int) -> np.ndarray:
+    """(N, n_mels, n_frames) moved `frames` later and `bands` higher by ser.tta.shifted (the band shift on the
+    transposed log-mel), what is vacated taking each clip's floor."""
+    x = shifted(torch.from_numpy(features), frames)
+    return shifted(x.transpose(1, 2), bands).transpose(1, 2).numpy()
 
 
 def fold_scores(fold: int, model: Path, bands: bool) -> dict:
@@ -46,7 +40,7 @@ def fold_scores(fold: int, model: Path, bands: bool) -> dict:
     x = np.asarray(val.features, dtype=np.float32)
     corpora = bundle.info["corpora"]
     probabilities = {
-        (shift, band): predict_proba(bundle.model, shifted(shifted(x, shift), band, axis=1), "cpu")
+        (shift, band): predict_proba(bundle.model, moved(x, shift, band), "cpu")
         for shift in SHIFTS
         for band in (BANDS if bands else (0,))
     }
