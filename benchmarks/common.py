@@ -236,8 +236,16 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": os.getloadavg()[0],
         "python": platform.python_version(),
-        "versions": {name: importlib.metadata.version(name) for name in ("torch", "numpy", "librosa", "dvc", "ser")},
+        "versions": {name: installed_version(name) for name in ("torch", "numpy", "librosa", "dvc", "ser")},
     }
+
+
+def installed_version(name: str) -> str | None:
+    """The installed distribution's version; None where it is not installed (a GPU machine with torch alone)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def corpus_mirror() -> Path:

@@ -28,7 +28,8 @@ writes `benchmarks/results.json` and this file (`dvc repro melspec` makes the fe
 section trains on; it has nothing to do after `make repro`); `python benchmarks/report.py benchmarks/results.json`
 rewrites this file from an existing JSON. `run.py --quick` is a smoke run of every section (under a minute) whose
 numbers mean nothing; it writes into a temporary folder unless `--out` and `--readme` name the files.
-`benchmarks/gpu.py` trains one epoch of every preset on a GPU and prints samples/s and peak memory.
+`benchmarks/gpu.py` trains one epoch of every preset on a GPU and prints samples/s and peak memory; its runs on
+an H100 are in `benchmarks/results-gpu.json` (the main README's "More processes, and GPUs" has the table).
 
 The machine is shared and noisy, so the figures that matter are ratios of two things measured side by side in
 the same run: the project's front end against librosa, its FLAC decoder (dr_flac) against libsndfile,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ser.corpora import evenly_spaced
 from ser.features import FeatureSplit
@@ -100,3 +101,10 @@ def test_whole_folds_counts_the_epochs_the_new_recipe_takes_to_the_old_final_sco
     assert [row["new_epochs_to_old_score"] for row in rows] == [2, 4, None]
     assert [row["speedup"] for row in rows] == [2.0, 1.0, None]
     assert rows[0]["old_final_score"] == 0.70 and rows[0]["old_epochs"] == 4
+
+
+def test_machine_info_names_a_missing_package_instead_of_failing():
+    """A GPU machine may hold torch alone: the benchmark's closing JSON must still print."""
+    common = benchmark_module("common")
+    assert common.installed_version("torch") == torch.__version__
+    assert common.installed_version("no-such-distribution-ser") is None
