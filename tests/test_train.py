@@ -128,6 +128,43 @@ def test_frequency_warp_draws_a_factor_per_clip_within_its_range_and_is_seeded(f
     torch.testing.assert_close(FrequencyWarp(frontend, 0.0)(batch, torch.Generator()), batch)  # alpha 1: as it was
 
 
+def test_frequency_warp_of_some_clips_leaves_the_others_and_draws_as_for_all(frontend):
+    warp = FrequencyWarp(frontend, 0.1)
+    batch = torch.randn(6, frontend.melspec.n_mels, 10)
+    only = torch.tensor([True, False, True, False, False, True])
+    every, after_every = warp(batch, torch.Generator().manual_seed(5)), torch.Generator().manual_seed(5)
+    warp(batch, after_every)
+    generator = torch.Generator().manual_seed(5)
+    some = warp(batch, generator, only)
+    assert torch.equal(some[only], every[only]) and not torch.equal(some[only], batch[only])
+    assert torch.equal(some[~only], batch[~only])
+    assert torch.equal(generator.get_state(), after_every.get_state())  # what is drawn next does not move
+
+
+def two_corpora(split: FeatureSplit) -> FeatureSplit:
+    """The synthetic split with every other clip relabelled as TESS's."""
+    corpus = np.where(np.arange(len(split.table)) % 2, "tess", "ravdess")
+    return dataclasses.replace(split, table=split.table.assign(corpus=corpus))
+
+
+def test_frequency_warp_of_named_corpora_warps_only_their_training_clips(fast, frontend):
+    mel = dataclasses.replace(frontend.melspec, n_mels=N_MELS)
+    frontend = FrontEndConfig(audio=frontend.audio, melspec=mel)
+    train, val = two_corpora(synthetic_split(12, seed=0)), two_corpora(synthetic_split(4, seed=1))
+    both = dataclasses.replace(fast, corpora=("ravdess", "tess"), freq_warp=0.1)
+
+    def history(**changes):
+        params = dataclasses.replace(both, **changes)
+        result = train_model(train, val, tiny(), params, torch.device("cpu"), frontend=frontend)
+        return result.history.drop(columns="seconds")
+
+    every = history(freq_warp_corpora=None)
+    pd.testing.assert_frame_equal(history(freq_warp_corpora=("tess", "ravdess")), every)  # all that train: all
+    assert not history(freq_warp_corpora=("tess",))["train_loss"].equals(every["train_loss"])
+    with pytest.raises(ValueError, match="freq_warp_corpora names cremad, which does not train"):
+        dataclasses.replace(both, freq_warp_corpora=("cremad",))
+
+
 def test_training_with_frequency_warp_is_deterministic_learns_and_needs_the_front_end(fast, frontend):
     mel = dataclasses.replace(frontend.melspec, n_mels=N_MELS)
     frontend = FrontEndConfig(audio=frontend.audio, melspec=mel)

@@ -171,8 +171,16 @@ class TrainParams:
     # vocal-tract length perturbation (ser.train.FrequencyWarp): every time a training clip is drawn, its
     # frequency axis is warped by a factor from [1 - freq_warp, 1 + freq_warp]; 0: off
     freq_warp: Annotated[Float, Field(ge=0.0, le=0.3)]
+    # the corpora whose training clips freq_warp warps (the others train unwarped); None: every corpus that trains
+    freq_warp_corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)] | None
 
     def __post_init__(self) -> None:
+        not_training = [name for name in self.freq_warp_corpora or () if name not in self.corpora]
+        if not_training:
+            raise ValueError(
+                f"freq_warp_corpora names {', '.join(not_training)}, which does not train "
+                f"(corpora: {', '.join(self.corpora)}): list corpora of train.corpora, or null for all of them"
+            )
         if self.batch_size % self.processes or self.batch_size // self.processes < 2:
             raise ValueError(
                 f"batch_size {self.batch_size} must split into equal shares of at least 2 clips over "

@@ -154,7 +154,11 @@ class FrequencyWarp:
         )
         return (htk_mel(source) - self.mel_low) / self.mel_step
 
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, batch: torch.Tensor, generator: torch.Generator, only: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The batch warped; with `only` (B,) bool, just those clips (every clip's factor is drawn all the same,
+        so the draws that follow do not depend on which clips are warped)."""
         n_clips, n_mels, n_frames = batch.shape
         alpha = 1.0 + (2.0 * torch.rand(n_clips, generator=generator, dtype=torch.float64) - 1.0) * self.max_warp
         position = torch.from_numpy(self.positions(alpha.numpy())).to(batch.device, batch.dtype)
@@ -162,7 +166,8 @@ class FrequencyWarp:
         frac = (position - low).clamp(0.0, 1.0).unsqueeze(2)  # (B, n_mels, 1)
         index = low.long().unsqueeze(2).expand(-1, -1, n_frames)
         below, above = batch.gather(1, index), batch.gather(1, index + 1)
-        return below + (above - below) * frac
+        warped = below + (above - below) * frac
+        return warped if only is None else torch.where(only[:, None, None], warped, batch)
 
 
 def mixup(
@@ -323,6 +328,12 @@ class Training:
             t.to(device, non_blocking=True) for t in (x_train, y_train, w_train)
         )
         self.groups = version_groups(train.table)
+        warped_corpora = params.freq_warp_corpora
+        self.warp_rows = (  # (N,) bool: the training clips that freq_warp warps; None: all of them
+            None
+            if warped_corpora is None
+            else torch.from_numpy(train.table["corpus"].isin(warped_corpora).to_numpy()).to(device)
+        )
         self.y_val = label_indices(val.table["emotion"]).numpy()
         # full batches only: BatchNorm needs more than one clip
         self.n_batches = rows_per_epoch(self.groups, params.versions_per_epoch) // params.batch_size
@@ -356,7 +367,7 @@ class Training:
             index = order[batch * params.batch_size : (batch + 1) * params.batch_size]  # the global batch
             inputs = self.x_train[index]
             if self.warp is not None:
-                inputs = self.warp(inputs, self.generator)
+                inputs = self.warp(inputs, self.generator, None if self.warp_rows is None else self.warp_rows[index])
             inputs = spec_augment(inputs, params, self.generator)
             targets, weights = self.y_train[index], self.w_train[index]
             labels = targets[shard]  # (B,) class indices, for the training accuracy
