@@ -332,7 +332,7 @@ class Training:
         self.warp_rows = (  # (N,) bool: the training clips that freq_warp warps; None: all of them
             None
             if warped_corpora is None
-            else torch.from_numpy(train.table["corpus"].isin(warped_corpora).to_numpy()).to(device)
+            else torch.tensor(train.table["corpus"].isin(warped_corpora).to_numpy()).to(device)
         )
         self.y_val = label_indices(val.table["emotion"]).numpy()
         # full batches only: BatchNorm needs more than one clip
