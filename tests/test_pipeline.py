@@ -306,8 +306,9 @@ def test_model_half_trains_evaluates_cross_validates_and_experiments_compare(pro
     # What `dvc exp show` reads as metrics: the means over cv.folds and the live curves' latest epoch; scores,
     # not clip counts, per-class or per-fold detail (cached outputs), so the columns do not grow with the folds.
     columns = json.loads(run(["dvc", "exp", "show", "--json"], root, env))[0]["data"]["metrics"]
-    assert set(columns) == {"metrics/cv.json", "dvclive/folds/1/metrics.json"}, list(columns)
-    shown = sum(len(leaves(entry["data"])) for entry in columns.values())
+    run_metrics = {"metrics/cv.json", "dvclive/folds/1/metrics.json"}  # and the committed six-fold summary
+    assert set(columns) == run_metrics | {"metrics/cv-6fold.json"}, list(columns)
+    shown = sum(len(leaves(columns[path]["data"])) for path in run_metrics)
     assert 20 <= shown <= 40, columns  # test: 4 corpora x (UA, its std, WA, F1); dvclive: 2 members x 3, step
     for png in ("folds/1/training.png", "folds/1/confusion.png", "cv/confusion.png"):
         assert (root / "plots" / png).stat().st_size > 10_000
@@ -499,6 +500,23 @@ def test_the_readme_six_fold_row_is_the_committed_six_fold_summary():
     shown = re.findall(r"\*\*([\d.]+) ± ([\d.]+)\*\*", row)
     expected = [(f"{scores['ua']:.3f}", f"{scores['ua_std']:.3f}") for scores in summary["test"].values()]
     assert shown == expected  # CREMA-D, RAVDESS, TESS, all: the metrics' order
+
+
+def test_dvc_metrics_show_finds_the_committed_six_fold_summary():
+    """Issue 14: the six-fold summary is a metric of the project, listed in dvc.yaml's top-level `metrics:`."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "metrics", "show", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    metrics = json.loads(shown.stdout)
+    six_folds = metrics[""]["data"]["metrics/cv-6fold.json"]["data"]
+    committed = json.loads((REPO / "metrics" / "cv-6fold.json").read_text())
+    assert committed["folds"] == [1, 2, 3, 4, 5, 6]  # (DVC reads numbers only: not this list)
+    assert six_folds["test"] == committed["test"] and six_folds["baseline"] == committed["baseline"]
 
 
 @pytest.mark.slow
