@@ -502,6 +502,21 @@ def test_the_readme_six_fold_row_is_the_committed_six_fold_summary():
     assert shown == expected  # CREMA-D, RAVDESS, TESS, all: the metrics' order
 
 
+def test_the_readme_speaker_normalised_row_is_its_committed_six_fold_summary():
+    """Issue 14's two figures of the speaker-normalised model: with the speakers' statistics, and each clip alone."""
+    summary = json.loads((REPO / "reports" / "speaker" / "cv" / "cv.json").read_text())
+    assert summary["folds"] == [1, 2, 3, 4, 5, 6]
+    readme = (REPO / "README.md").read_text()
+    (row,) = re.findall(r"^\| \*\*six folds, this model\*\* \|(.*)$", readme, re.MULTILINE)
+    shown = re.findall(r"\*\*([\d.]+) ± ([\d.]+)\*\*", row)
+    expected = [
+        (f"{summary[key][corpus]['ua']:.3f}", f"{summary[key][corpus]['ua_std']:.3f}")
+        for key in ("test", "per_utterance")
+        for corpus in ("cremad", "ravdess", "tess")
+    ]
+    assert shown == expected
+
+
 def test_dvc_metrics_show_finds_the_committed_six_fold_summary():
     """Issue 14: the six-fold summary is a metric of the project, listed in dvc.yaml's top-level `metrics:`."""
     shown = subprocess.run(
