@@ -492,12 +492,17 @@ def test_the_readme_results_table_is_the_committed_metrics():
             assert shown == f"{expected[key]:.3f}", (name, key)
 
 
+def readme_row_means(label: str) -> list[tuple[str, str]]:
+    """The bold `mean ± std` cells of the one README table row whose first cell is **label**, in order."""
+    readme = (REPO / "README.md").read_text()
+    (row,) = re.findall(rf"^\| \*\*{re.escape(label)}\*\* \|(.*)$", readme, re.MULTILINE)
+    return re.findall(r"\*\*([\d.]+) ± ([\d.]+)\*\*", row)
+
+
 def test_the_readme_six_fold_row_is_the_committed_six_fold_summary():
     summary = json.loads((REPO / "metrics" / "cv-6fold.json").read_text())
     assert summary["folds"] == [1, 2, 3, 4, 5, 6]
-    readme = (REPO / "README.md").read_text()
-    (row,) = re.findall(r"^\| \*\*six folds\*\* \|(.*)$", readme, re.MULTILINE)
-    shown = re.findall(r"\*\*([\d.]+) ± ([\d.]+)\*\*", row)
+    shown = readme_row_means("six folds")
     expected = [(f"{scores['ua']:.3f}", f"{scores['ua_std']:.3f}") for scores in summary["test"].values()]
     assert shown == expected  # CREMA-D, RAVDESS, TESS, all: the metrics' order
 
@@ -506,9 +511,7 @@ def test_the_readme_speaker_normalised_row_is_its_committed_six_fold_summary():
     """Issue 14's two figures of the speaker-normalised model: with the speakers' statistics, and each clip alone."""
     summary = json.loads((REPO / "reports" / "speaker" / "cv" / "cv.json").read_text())
     assert summary["folds"] == [1, 2, 3, 4, 5, 6]
-    readme = (REPO / "README.md").read_text()
-    (row,) = re.findall(r"^\| \*\*six folds, this model\*\* \|(.*)$", readme, re.MULTILINE)
-    shown = re.findall(r"\*\*([\d.]+) ± ([\d.]+)\*\*", row)
+    shown = readme_row_means("six folds, this model")
     expected = [
         (f"{summary[key][corpus]['ua']:.3f}", f"{summary[key][corpus]['ua_std']:.3f}")
         for key in ("test", "per_utterance")
