@@ -1,8 +1,9 @@
 """How often a trained model changes its answer when the recording changes and the emotion does not.
 
-    .venv/bin/python benchmarks/invariance.py [--model data/models/1/model.pt] [--fold 1] [--clips 40]
+    .venv/bin/python benchmarks/invariance.py [--model data/models/1/model.pt] [--fold 1] [--clips 40] [--role test]
 
-Takes `--clips` RAVDESS test clips of the fold (evenly spaced over data/split.csv's, from data/raw), writes
+Takes `--clips` RAVDESS clips of the fold in `--role` (test, or val to compare candidates without reading
+test clips; evenly spaced over data/split.csv's, from data/raw), writes
 each one changed as a user's file would be (16-bit WAV unless the change is a codec), predicts the original
 and every changed copy with `ser predict`'s Predictor, each clip on its own (`--speakers window`), and
 prints, per change, how many answers moved. `--json FILE` also writes them. The changes are the ones issue
@@ -83,12 +84,12 @@ def write(path: Path, samples: np.ndarray, storage: tuple[str, str, int]) -> Pat
     return path
 
 
-def test_clips(split: Path, raw: Path, fold: int, count: int) -> list[Path]:
+def ravdess_clips(split: Path, raw: Path, fold: int, role: str, count: int) -> list[Path]:
     from ser.corpora import evenly_spaced
     from ser.io import read_table
     from ser.splitting import fold_clips
 
-    clips = fold_clips(read_table(split), fold, "test", ["ravdess"]).sort_values("clip_id")
+    clips = fold_clips(read_table(split), fold, role, ["ravdess"]).sort_values("clip_id")
     return [raw / path for path in evenly_spaced(clips["path"].tolist(), count)]
 
 
@@ -119,16 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", type=Path, default=Path("data/raw"))
     parser.add_argument("--fold", type=int, default=1)
     parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--role", choices=("test", "val"), default="test", help="the fold's test or validation clips")
     parser.add_argument("--json", type=Path, help="also write the counts here")
     args = parser.parse_args(argv)
-    clips = test_clips(args.split, args.raw, args.fold, args.clips)
+    clips = ravdess_clips(args.split, args.raw, args.fold, args.role, args.clips)
     changes = answer_changes(args.model, clips)
     width = max(map(len, changes))
-    print(f"answers changed, of {len(clips)} RAVDESS test clips of fold {args.fold} ({args.model}):")
+    print(f"answers changed, of {len(clips)} RAVDESS {args.role} clips of fold {args.fold} ({args.model}):")
     for name, count in changes.items():
         print(f"  {name:<{width}}  {count:>3}")
     if args.json:
-        result = {"model": str(args.model), "fold": args.fold, "clips": len(clips), "changed": changes}
+        result = {
+            "model": str(args.model),
+            "fold": args.fold,
+            "role": args.role,
+            "clips": len(clips),
+            "changed": changes,
+        }
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
