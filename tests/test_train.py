@@ -17,6 +17,7 @@ from ser.params import TrainParams
 from ser.plots import training_curves
 from ser.train import (
     FrequencyWarp,
+    drawn_share,
     epoch_rows,
     label_indices,
     mixup,
@@ -27,6 +28,7 @@ from ser.train import (
     train_ensemble,
     train_model,
     validation_scores,
+    version_caps,
     version_groups,
 )
 
@@ -392,24 +394,63 @@ def test_one_member_is_plain_training_in_an_ensemble_of_one(fast):
     )
 
 
-def test_each_epoch_draws_the_asked_number_of_versions_of_every_source_clip():
+def test_each_epoch_draws_the_asked_number_of_versions_of_every_source_clip(fast):
     # 5 sources: 0 and 1 with two copies each, 2 with none, 3 and 4 with one
     table = pd.DataFrame({"source_clip_id": ["a", "a", "a", "b", "b", "b", "c", "d", "d", "e", "e"]})
+    table["corpus"] = ["ravdess"] * 6 + ["tess"] * 5
     groups = version_groups(table)
+
+    def caps(per_epoch, corpora=None):
+        params = dataclasses.replace(
+            fast, corpora=("ravdess", "tess"), versions_per_epoch=per_epoch, versions_per_epoch_corpora=corpora
+        )
+        return version_caps(table, groups, params)
+
     generator = torch.Generator().manual_seed(0)
-    drawn = [epoch_rows(groups, 1, generator) for _ in range(60)]
+    drawn = [epoch_rows(groups, caps(1), generator) for _ in range(60)]
     for rows in drawn:
-        assert len(rows) == rows_per_epoch(groups, 1) == 5
+        assert len(rows) == rows_per_epoch(groups, caps(1)) == 5
         assert sorted(groups[rows.numpy()]) == [0, 1, 2, 3, 4]  # one version of each source, every epoch
     # every version of "a" (rows 0-2) turns up over the epochs, and not always in the same place
     assert {int(rows[np.isin(rows.numpy(), [0, 1, 2])][0]) for rows in drawn} == {0, 1, 2}
     assert len({tuple(rows.tolist()) for rows in drawn}) > 30
-    two = epoch_rows(groups, 2, generator)
-    assert len(two) == rows_per_epoch(groups, 2) == 9 and len(set(two.tolist())) == 9  # "c" has only one
-    every = epoch_rows(groups, None, torch.Generator().manual_seed(0))
+    two = epoch_rows(groups, caps(2), generator)
+    assert len(two) == rows_per_epoch(groups, caps(2)) == 9 and len(set(two.tolist())) == 9  # "c" has only one
+    every = epoch_rows(groups, caps(None), torch.Generator().manual_seed(0))
     assert torch.equal(every, torch.randperm(11, generator=torch.Generator().manual_seed(0)))  # as before: all rows
-    assert rows_per_epoch(groups, None) == 11
+    assert rows_per_epoch(groups, caps(None)) == 11
     assert (version_groups(pd.DataFrame({"emotion": ["sad", "sad"]})) == [0, 1]).all()  # no copies: own sources
+    # limited for TESS only: RAVDESS's six rows every epoch, one version of each TESS source
+    tess_once = caps(1, ("tess",))
+    assert tess_once.tolist() == [3, 3, 1, 1, 1] and rows_per_epoch(groups, tess_once) == 9
+    for _ in range(20):
+        rows = epoch_rows(groups, tess_once, generator).numpy()
+        assert sorted(rows[rows < 6]) == list(range(6)) and sorted(groups[rows[rows >= 6]]) == [2, 3, 4]
+    assert drawn_share(groups, tess_once).tolist() == [1, 1, 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5]
+    assert drawn_share(groups, None).tolist() == [1] * 11
+
+
+def test_loss_weights_keep_each_corpus_share_when_its_versions_are_drawn_less_often():
+    # RAVDESS: 4 rows, all drawn; TESS: 6 rows, each drawn a third of the epochs
+    table = pd.DataFrame({"corpus": ["ravdess"] * 4 + ["tess"] * 6, "emotion": ["sad"] * 10})
+    drawn = np.array([1.0] * 4 + [1 / 3] * 6)
+    weights = sample_weights(table, "corpus_class", drawn).numpy()
+    # in an epoch's expectation the two (corpus, emotion) cells weigh the same, and a row weighs 1 on average
+    ravdess, tess = (weights * drawn)[:4].sum(), (weights * drawn)[4:].sum()
+    assert ravdess == pytest.approx(tess)
+    assert (weights * drawn).sum() / drawn.sum() == pytest.approx(1.0)
+    # every row drawn: as without `drawn`, and a uniform share changes nothing either
+    assert torch.equal(sample_weights(table, "corpus_class", np.ones(10)), sample_weights(table, "corpus_class"))
+    assert np.allclose(sample_weights(table, "corpus_class", np.full(10, 1 / 3)), sample_weights(table, "corpus_class"))
+    assert torch.equal(sample_weights(table, "none", drawn), torch.ones(10))
+
+
+def test_versions_per_epoch_corpora_must_train_and_need_a_count(fast):
+    both = dataclasses.replace(fast, corpora=("ravdess", "tess"), versions_per_epoch=1)
+    with pytest.raises(ValueError, match="versions_per_epoch_corpora names cremad, which does not train"):
+        dataclasses.replace(both, versions_per_epoch_corpora=("cremad",))
+    with pytest.raises(ValueError, match="versions_per_epoch_corpora needs versions_per_epoch"):
+        dataclasses.replace(both, versions_per_epoch=None, versions_per_epoch_corpora=("tess",))
 
 
 def test_training_on_one_version_a_epoch_takes_a_third_of_the_steps(fast):
@@ -423,6 +464,11 @@ def test_training_on_one_version_a_epoch_takes_a_third_of_the_steps(fast):
     every = train_model(tripled, val, tiny(), dataclasses.replace(params, versions_per_epoch=None), torch.device("cpu"))
     assert every.steps == 3 * one.steps == 3 * fast.epochs * (len(train.table) // fast.batch_size)
     assert one.best_val["all"]["ua"] > 0.5
+    # one version of TESS's clips (half of them), every version of RAVDESS's: two thirds of the steps
+    two = two_corpora(tripled), two_corpora(val)
+    tess_once = dataclasses.replace(params, corpora=("ravdess", "tess"), versions_per_epoch_corpora=("tess",))
+    fewer = train_model(*two, tiny(), tess_once, torch.device("cpu"))
+    assert fewer.steps == fast.epochs * (2 * len(train.table) // fast.batch_size)
 
 
 @pytest.mark.parametrize("total_steps", [1, 3, 4, 10, 2040])

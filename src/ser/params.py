@@ -143,6 +143,9 @@ class TrainParams:
     # of each training clip's versions (the original and its augment.copies copies), this many are drawn anew
     # for every epoch; None: every version, every epoch
     versions_per_epoch: Positive | None
+    # the corpora whose clips versions_per_epoch limits (the others train every version, every epoch; the loss
+    # weights keep each corpus's share of an epoch); None: every corpus that trains
+    versions_per_epoch_corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)] | None
     batch_size: Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one clip a batch (per process)
     lr: PositiveFloat  # peak learning rate of the one-cycle schedule (AdamW)
     weight_decay: NonNegativeFloat  # AdamW's decoupled weight decay
@@ -175,12 +178,15 @@ class TrainParams:
     freq_warp_corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)] | None
 
     def __post_init__(self) -> None:
-        not_training = [name for name in self.freq_warp_corpora or () if name not in self.corpora]
-        if not_training:
-            raise ValueError(
-                f"freq_warp_corpora names {', '.join(not_training)}, which does not train "
-                f"(corpora: {', '.join(self.corpora)}): list corpora of train.corpora, or null for all of them"
-            )
+        for key in ("freq_warp_corpora", "versions_per_epoch_corpora"):
+            not_training = [name for name in getattr(self, key) or () if name not in self.corpora]
+            if not_training:
+                raise ValueError(
+                    f"{key} names {', '.join(not_training)}, which does not train "
+                    f"(corpora: {', '.join(self.corpora)}): list corpora of train.corpora, or null for all of them"
+                )
+        if self.versions_per_epoch_corpora is not None and self.versions_per_epoch is None:
+            raise ValueError("versions_per_epoch_corpora needs versions_per_epoch: set it, or set both to null")
         if self.batch_size % self.processes or self.batch_size // self.processes < 2:
             raise ValueError(
                 f"batch_size {self.batch_size} must split into equal shares of at least 2 clips over "

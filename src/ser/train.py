@@ -94,16 +94,18 @@ def label_indices(emotions: pd.Series) -> torch.Tensor:
     return torch.tensor([index[e] for e in emotions], dtype=torch.long)
 
 
-def sample_weights(table: pd.DataFrame, balance: str) -> torch.Tensor:
-    """Loss weight of each training clip (N,), mean 1: inverse frequency of its group, so that every group
-    weighs the same in total. Groups: the emotion ("class"), the (corpus, emotion) pair ("corpus_class"),
-    or none ("none": all ones)."""
+def sample_weights(table: pd.DataFrame, balance: str, drawn: np.ndarray | None = None) -> torch.Tensor:
+    """Loss weight of each training clip (N,): inverse frequency of its group in an epoch, so that every group
+    weighs the same in total, and 1 on average over an epoch's rows. Groups: the emotion ("class"), the
+    (corpus, emotion) pair ("corpus_class"), or none ("none": all ones). `drawn` (N,): each row's chance of
+    being in an epoch (`drawn_share`); None: every row is."""
     if balance == "none":
         return torch.ones(len(table))
+    drawn = np.ones(len(table)) if drawn is None else drawn
     keys = ["emotion"] if balance == "class" else ["corpus", "emotion"]
-    group_sizes = table.groupby(keys)["emotion"].transform("size").to_numpy()
+    group_sizes = table.assign(drawn=drawn).groupby(keys)["drawn"].transform("sum").to_numpy()
     weights = 1.0 / group_sizes
-    return torch.from_numpy(weights / weights.mean()).float()
+    return torch.from_numpy(weights / np.average(weights, weights=drawn)).float()
 
 
 def spec_augment(batch: torch.Tensor, params: TrainParams, generator: torch.Generator) -> torch.Tensor:
@@ -246,27 +248,45 @@ def version_groups(table: pd.DataFrame) -> np.ndarray:
     return pd.factorize(table["source_clip_id"])[0]
 
 
-def epoch_rows(groups: np.ndarray, per_epoch: int | None, generator: torch.Generator) -> torch.Tensor:
-    """The rows one epoch trains on, in random order: every row (`per_epoch` None), or for each source clip
-    (`version_groups`) `per_epoch` of its versions, drawn at random without replacement (all, if it has fewer).
-    The number of rows is the same every epoch."""
+def version_caps(table: pd.DataFrame, groups: np.ndarray, params: TrainParams) -> np.ndarray | None:
+    """How many versions of each source clip (`version_groups`) an epoch draws (n_sources,):
+    `params.versions_per_epoch` for the clips of `params.versions_per_epoch_corpora` (of every corpus if None),
+    all of them for the others; None: every version of every clip."""
+    if params.versions_per_epoch is None:
+        return None
+    sizes = np.bincount(groups)
+    limited = np.ones(len(sizes), dtype=bool)
+    if params.versions_per_epoch_corpora is not None:
+        limited[groups] = table["corpus"].isin(params.versions_per_epoch_corpora).to_numpy()
+    return np.where(limited, np.minimum(sizes, params.versions_per_epoch), sizes)
+
+
+def drawn_share(groups: np.ndarray, caps: np.ndarray | None) -> np.ndarray:
+    """Each row's chance of being among an epoch's rows (N,): its source's cap over its number of versions."""
+    if caps is None:
+        return np.ones(len(groups))
+    return (caps / np.bincount(groups))[groups]
+
+
+def epoch_rows(groups: np.ndarray, caps: np.ndarray | None, generator: torch.Generator) -> torch.Tensor:
+    """The rows one epoch trains on, in random order: every row (`caps` None), or for each source clip
+    (`version_groups`) as many of its versions as its cap (`version_caps`), drawn at random without
+    replacement. The number of rows is the same every epoch."""
     order = torch.randperm(len(groups), generator=generator)
-    if per_epoch is None:
+    if caps is None:
         return order
     codes = torch.from_numpy(groups)
     by_source = order[torch.argsort(codes[order], stable=True)]  # grouped by source, each group shuffled
     sizes = torch.bincount(codes)
     starts = torch.cumsum(sizes, 0) - sizes
     rank_in_group = torch.arange(len(groups)) - starts[codes[by_source]]
-    chosen = by_source[rank_in_group < per_epoch]
+    chosen = by_source[rank_in_group < torch.from_numpy(caps)[codes[by_source]]]
     return chosen[torch.randperm(len(chosen), generator=generator)]
 
 
-def rows_per_epoch(groups: np.ndarray, per_epoch: int | None) -> int:
-    """len(epoch_rows(groups, per_epoch, ...)), without drawing."""
-    if per_epoch is None:
-        return len(groups)
-    return int(np.minimum(np.bincount(groups), per_epoch).sum())
+def rows_per_epoch(groups: np.ndarray, caps: np.ndarray | None) -> int:
+    """len(epoch_rows(groups, caps, ...)), without drawing."""
+    return len(groups) if caps is None else int(caps.sum())
 
 
 def validation_scores(
@@ -287,7 +307,8 @@ class Training:
     """One Classifier's training, an epoch at a time: `epoch()` until `done`, then `result()`. `train_model`
     runs one to the end; the benchmark alternates the epochs of two to compare them side by side.
 
-    Each epoch draws `params.versions_per_epoch` versions of every training clip (`epoch_rows`), in batches of
+    Each epoch draws `params.versions_per_epoch` versions of every training clip (of the corpora that
+    `params.versions_per_epoch_corpora` names; `epoch_rows`), in batches of
     `params.batch_size`; with several `ranks` (ser.distributed) that is the global batch, each rank training
     on its slice. Deterministic on the CPU for fixed params and ranks: the seed covers initial weights and
     dropout (whose random state is the run's own, so runs can alternate), a generator seeded from it draws
@@ -321,13 +342,15 @@ class Training:
         if params.compile:
             self.net = torch.compile(self.net)
         x_train = torch.from_numpy(np.array(train.features))  # (N, n_mels, n_frames), read into memory once
-        y_train, w_train = label_indices(train.table["emotion"]), sample_weights(train.table, params.balance)
+        self.groups = version_groups(train.table)
+        self.caps = version_caps(train.table, self.groups, params)
+        y_train = label_indices(train.table["emotion"])
+        w_train = sample_weights(train.table, params.balance, drawn_share(self.groups, self.caps))
         if device.type == "cuda":
             x_train = x_train.pin_memory()
         self.x_train, self.y_train, self.w_train = (
             t.to(device, non_blocking=True) for t in (x_train, y_train, w_train)
         )
-        self.groups = version_groups(train.table)
         warped_corpora = params.freq_warp_corpora
         self.warp_rows = (  # (N,) bool: the training clips that freq_warp warps; None: all of them
             None
@@ -336,7 +359,7 @@ class Training:
         )
         self.y_val = label_indices(val.table["emotion"]).numpy()
         # full batches only: BatchNorm needs more than one clip
-        self.n_batches = rows_per_epoch(self.groups, params.versions_per_epoch) // params.batch_size
+        self.n_batches = rows_per_epoch(self.groups, self.caps) // params.batch_size
         if self.n_batches == 0:
             raise ValueError(f"{len(self.x_train)} training clips: fewer than one batch of {params.batch_size}")
         self.optimizer = adamw(self.model, params)
@@ -360,7 +383,7 @@ class Training:
         started = time.perf_counter()
         _set_global_rng_state(self.rng_state, device)
         self.model.train()
-        order = epoch_rows(self.groups, params.versions_per_epoch, self.generator).to(device)
+        order = epoch_rows(self.groups, self.caps, self.generator).to(device)
         shard = ranks.shard(params.batch_size)
         loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
         for batch in range(self.n_batches):
