@@ -85,6 +85,9 @@ def _distinct(values: tuple) -> tuple:
     return values
 
 
+Corpora = Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)]  # names of corpora, each once
+
+
 @section
 class CvParams:
     # the folds to train and test; [1, 2, 3, 4, 5, 6]: the whole cross-validation
@@ -145,7 +148,7 @@ class TrainParams:
     versions_per_epoch: Positive | None
     # the corpora whose clips versions_per_epoch limits (the others train every version, every epoch; the loss
     # weights keep each corpus's share of an epoch); None: every corpus that trains
-    versions_per_epoch_corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)] | None
+    versions_per_epoch_corpora: Corpora | None
     batch_size: Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one clip a batch (per process)
     lr: PositiveFloat  # peak learning rate of the one-cycle schedule (AdamW)
     weight_decay: NonNegativeFloat  # AdamW's decoupled weight decay
@@ -163,7 +166,7 @@ class TrainParams:
     average_last: Count  # also try the mean weights of the last N epochs; validation picks; 0: off
     seed: Count  # initial weights, dropout, batch order, masks and mixup of the first member
     members: Positive  # models trained from seeds seed, seed + 1, ...; their mean probability predicts
-    corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)]  # whose training clips train;
+    corpora: Corpora  # whose training clips train;
     # every fetched corpus is validated and tested, and model selection sees the validation of these only
     processes: Positive  # data-parallel training processes (torchrun, ser.distributed); batch_size is global
     compile: Bool  # torch.compile the model for training
@@ -175,7 +178,7 @@ class TrainParams:
     # frequency axis is warped by a factor from [1 - freq_warp, 1 + freq_warp]; 0: off
     freq_warp: Annotated[Float, Field(ge=0.0, le=0.3)]
     # the corpora whose training clips freq_warp warps (the others train unwarped); None: every corpus that trains
-    freq_warp_corpora: Annotated[tuple[Str, ...], Field(min_length=1), AfterValidator(_distinct)] | None
+    freq_warp_corpora: Corpora | None
 
     def __post_init__(self) -> None:
         for key in ("freq_warp_corpora", "versions_per_epoch_corpora"):
