@@ -31,7 +31,13 @@ def _rank(rank: int, world_size: int, port: int, params: Params, steps: int, out
     frontend = FrontEndConfig(audio=params.audio, melspec=params.melspec)
     config = ModelConfig.from_preset(params.model.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     train_params = dataclasses.replace(
-        params.train, epochs=2, corpora=("ravdess",), average_last=0, members=1, versions_per_epoch=None
+        params.train,
+        epochs=2,
+        corpora=("ravdess",),
+        average_last=0,
+        members=1,
+        versions_per_epoch=None,
+        versions_per_epoch_corpora=None,
     )
     shape = (frontend.melspec.n_mels, frontend.n_frames)
     train = random_split(steps * train_params.batch_size, *shape, seed=0)

@@ -145,6 +145,9 @@ def time_to_accuracy_rows(section: dict) -> list[tuple[str, str]]:
     for row in section["rows"]:
         versions = row["versions_per_epoch"]
         recipe = f"{row['epochs']} epochs of {'every version' if versions == 'all' else f'{versions} version(s)'}"
+        limited = row.get("versions_per_epoch_corpora")  # results.json files written before the row had it
+        if versions != "all" and limited:
+            recipe += f" of {', '.join(limited)}'s clips (every version of the others')"
         if "normalise" in row:  # results.json files written before the row had it
             recipe += f", normalise {row['normalise']}"
         reached = ""

@@ -32,7 +32,14 @@ FOLD = 1
 # The default when issue 13 was filed, as it may differ from params.yaml's: every version of every clip each
 # epoch, 40 epochs, the one-cycle schedule peaking at 1e-3, the log-mel as the front end gives it (no
 # normalisation; reports/pilots/ has how each later change was chosen).
-OLD_RECIPE = {"versions_per_epoch": None, "epochs": 40, "average_last": 10, "lr": 1e-3, "normalise": "none"}
+OLD_RECIPE = {
+    "versions_per_epoch": None,
+    "versions_per_epoch_corpora": None,
+    "epochs": 40,
+    "average_last": 10,
+    "lr": 1e-3,
+    "normalise": "none",
+}
 
 
 def evenly_spaced_rows(split: FeatureSplit, column: str, n: int) -> FeatureSplit:
@@ -65,6 +72,9 @@ def recipe_summary(name: str, params: TrainParams, result: TrainResult, target: 
     row = {
         "recipe": name,
         "versions_per_epoch": params.versions_per_epoch or "all",
+        "versions_per_epoch_corpora": (
+            list(params.versions_per_epoch_corpora or params.corpora) if params.versions_per_epoch else None
+        ),
         "epochs": params.epochs,
         "normalise": params.normalise,
         "steps": result.steps,
@@ -176,6 +186,7 @@ def time_to_accuracy_section(params: Params, budget: Budget) -> dict:
         [
             "recipe",
             "versions_per_epoch",
+            "versions_per_epoch_corpora",
             "epochs",
             "normalise",
             "steps",

@@ -39,7 +39,7 @@ def _rank(rank: int, world_size: int, port: int, params, out: str) -> None:
 @pytest.fixture(scope="module")
 def ddp_params(params):
     """Short training on the synthetic clips, with mixup and masks on: what the ranks must agree on."""
-    return dataclasses.replace(shortened(params.train), epochs=6, mixup=0.4, average_last=2, versions_per_epoch=None)
+    return dataclasses.replace(shortened(params.train), epochs=6, mixup=0.4, average_last=2)
 
 
 @pytest.fixture(scope="module")

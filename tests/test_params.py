@@ -288,6 +288,9 @@ BAD_VALUES = {
     "split.bogus_key": (3, "split.bogus_key: unknown key"),
     "trian.epochs": (3, "trian: unknown key"),
     "train.corpora": (["ravdess", "iemocap"], "train.corpora: ['iemocap'] are not corpora"),
+    "train.versions_per_epoch_corpora": (["tes"], "train.versions_per_epoch_corpora: ['tes'] are not corpora"),
+    # a check across a section's keys says what is wrong, not the whole section
+    "train.freq_warp_corpora": (["iemocap"], "train: freq_warp_corpora names iemocap, which does not train"),
 }
 
 

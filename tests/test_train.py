@@ -47,11 +47,13 @@ def synthetic_split(n_per_class: int, seed: int, classes=EMOTIONS) -> FeatureSpl
 
 
 def shortened(train: TrainParams) -> TrainParams:
-    """params.yaml's training, shortened to seconds on the synthetic splits (all "ravdess"): one model, no mixup,
-    no averaging."""
+    """params.yaml's training, shortened to seconds on the synthetic splits (all "ravdess"): one model, every
+    version every epoch, no mixup, no averaging."""
     return dataclasses.replace(
         train,
         corpora=("ravdess",),
+        versions_per_epoch=None,
+        versions_per_epoch_corpora=None,
         epochs=4,
         batch_size=16,
         lr=3e-3,
@@ -445,10 +447,19 @@ def test_loss_weights_keep_each_corpus_share_when_its_versions_are_drawn_less_of
     assert torch.equal(sample_weights(table, "none", drawn), torch.ones(10))
 
 
-def test_versions_per_epoch_corpora_must_train_and_need_a_count(fast):
+def test_versions_per_epoch_corpora_need_a_count_and_limit_only_corpora_that_train(fast):
     both = dataclasses.replace(fast, corpora=("ravdess", "tess"), versions_per_epoch=1)
-    with pytest.raises(ValueError, match="versions_per_epoch_corpora names cremad, which does not train"):
-        dataclasses.replace(both, versions_per_epoch_corpora=("cremad",))
+    # params.yaml names TESS: leaving TESS out of train.corpora needs no other change, and limits nothing
+    table = pd.DataFrame({"source_clip_id": ["a", "a", "a", "b", "b"], "corpus": ["ravdess"] * 3 + ["tess"] * 2})
+    groups = version_groups(table)
+    ravdess_only = dataclasses.replace(both, corpora=("ravdess",), versions_per_epoch_corpora=("tess",))
+    assert version_caps(table[:3], groups[:3], ravdess_only).tolist() == [3]  # every version of RAVDESS's clip
+    not_training = dataclasses.replace(both, versions_per_epoch_corpora=("cremad",))
+    assert version_caps(table, groups, not_training).tolist() == [3, 2]
+    tess_once = dataclasses.replace(both, versions_per_epoch_corpora=("tess",))
+    assert version_caps(table, groups, tess_once).tolist() == [3, 1]
+    with pytest.raises(ValueError, match="freq_warp_corpora names cremad, which does not train"):
+        dataclasses.replace(both, freq_warp=0.1, freq_warp_corpora=("cremad",))
     with pytest.raises(ValueError, match="versions_per_epoch_corpora needs versions_per_epoch"):
         dataclasses.replace(both, versions_per_epoch=None, versions_per_epoch_corpora=("tess",))
 

@@ -146,8 +146,8 @@ class TrainParams:
     # of each training clip's versions (the original and its augment.copies copies), this many are drawn anew
     # for every epoch; None: every version, every epoch
     versions_per_epoch: Positive | None
-    # the corpora whose clips versions_per_epoch limits (the others train every version, every epoch; the loss
-    # weights keep each corpus's share of an epoch); None: every corpus that trains
+    # the corpora whose clips versions_per_epoch limits where they train (the others train every version, every
+    # epoch; the loss weights keep each corpus's share of an epoch); None: every corpus that trains
     versions_per_epoch_corpora: Corpora | None
     batch_size: Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one clip a batch (per process)
     lr: PositiveFloat  # peak learning rate of the one-cycle schedule (AdamW)
@@ -181,13 +181,12 @@ class TrainParams:
     freq_warp_corpora: Corpora | None
 
     def __post_init__(self) -> None:
-        for key in ("freq_warp_corpora", "versions_per_epoch_corpora"):
-            not_training = [name for name in getattr(self, key) or () if name not in self.corpora]
-            if not_training:
-                raise ValueError(
-                    f"{key} names {', '.join(not_training)}, which does not train "
-                    f"(corpora: {', '.join(self.corpora)}): list corpora of train.corpora, or null for all of them"
-                )
+        not_training = [name for name in self.freq_warp_corpora or () if name not in self.corpora]
+        if not_training:
+            raise ValueError(
+                f"freq_warp_corpora names {', '.join(not_training)}, which does not train "
+                f"(corpora: {', '.join(self.corpora)}): list corpora of train.corpora, or null for all of them"
+            )
         if self.versions_per_epoch_corpora is not None and self.versions_per_epoch is None:
             raise ValueError("versions_per_epoch_corpora needs versions_per_epoch: set it, or set both to null")
         if self.batch_size % self.processes or self.batch_size // self.processes < 2:
@@ -229,8 +228,8 @@ def problems(error: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> l
             what = f"is now {RENAMED[key]}: rename it" if key in RENAMED else RETIRED.get(key, "unknown key")
         elif problem["type"] == "missing":
             what = "missing key"
-        elif not problem["loc"]:  # a check across keys of the section (__post_init__): its message names them
-            what = problem["msg"].removeprefix("Value error, ")
+        elif problem["type"] == "value_error" and isinstance(problem["input"], dict):  # a check across a section's
+            what = problem["msg"].removeprefix("Value error, ")  # keys (__post_init__): its message names them
         else:
             what = f"{problem['input']!r} is not allowed ({problem['msg'][0].lower()}{problem['msg'][1:]})"
         found.append((key, what))

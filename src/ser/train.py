@@ -26,13 +26,14 @@ from ser.params import ModelParams, ParamsError, TrainParams
 
 
 def check_choices(model: ModelParams, train: TrainParams, where: str) -> None:
-    """ParamsError naming `where` (the params file) unless model.size is a preset and every corpus in
-    train.corpora is one: the checks that need ser's tables, beyond the types and ranges ser.params checks."""
+    """ParamsError naming `where` (the params file) unless model.size is a preset and every corpus that train's
+    lists name is one: the checks that need ser's tables, beyond the types and ranges ser.params checks."""
     if (problem := preset_problem(model.size)) is not None:
         raise ParamsError(f"{where}: model.size: {problem}")
-    unknown = [corpus for corpus in train.corpora if corpus not in CORPORA]
-    if unknown:
-        raise ParamsError(f"{where}: train.corpora: {unknown} are not corpora; known: {list(CORPORA)}")
+    for key in ("corpora", "versions_per_epoch_corpora", "freq_warp_corpora"):
+        unknown = [corpus for corpus in getattr(train, key) or () if corpus not in CORPORA]
+        if unknown:
+            raise ParamsError(f"{where}: train.{key}: {unknown} are not corpora; known: {list(CORPORA)}")
 
 
 @dataclasses.dataclass
