@@ -4,7 +4,7 @@
 #   make verify  re-hash every DVC output and cache object against dvc.lock (DVC itself trusts file metadata)
 #   make cv-report   gather the folds run as separate experiments (reports/folds/<k>/; FOLDS="1 2" picks) into reports/cv/
 #                    (REPORTS=reports/candidate-one-version: those of issue 13's recipe that was not kept;
-#                    REPORTS=reports/peak METRICS=metrics/cv-6fold.json: the default's six folds)
+#                    REPORTS=reports/tess-once METRICS=metrics/cv-6fold.json: the default's six folds)
 #   make plots-template  rebuild .dvc/plots/offline.html, the offline page of dvc plots (needs npm; maintainers)
 #   make report  report/report.md: dvc metrics diff and params diff against AGAINST (default main), and the figures
 # Set SER_DATA_MIRROR to a folder holding ravdess/, tess/ and cremad/ to read the corpora from there.
@@ -46,7 +46,7 @@ report: install
 # The cv stage's script over folds run as separate experiments, one session at a time: each fold's result files
 # (metrics/folds/<k>/ and plots/folds/<k>/ of its experiment) committed to reports/folds/<k>/ as it finished.
 # For the folds in FOLDS, into reports/cv/ (or those under REPORTS), the summary into METRICS. The default's six
-# folds: make cv-report REPORTS=reports/peak METRICS=metrics/cv-6fold.json (dvc metrics show metrics/cv-6fold.json).
+# folds: make cv-report REPORTS=reports/tess-once METRICS=metrics/cv-6fold.json (dvc metrics show metrics/cv-6fold.json).
 REPORTS ?= reports
 METRICS ?= $(REPORTS)/cv/cv.json
 FOLDS ?= $(sort $(notdir $(wildcard $(REPORTS)/folds/*)))
