@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -12,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 from common import Budget, print_table
-from training import random_split
+from training import random_split, random_split_params
 
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
@@ -30,15 +29,7 @@ def _rank(rank: int, world_size: int, port: int, params: Params, steps: int, out
     os.environ.update(rank_environment(rank, world_size, port))
     frontend = FrontEndConfig(audio=params.audio, melspec=params.melspec)
     config = ModelConfig.from_preset(params.model.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
-    train_params = dataclasses.replace(
-        params.train,
-        epochs=2,
-        corpora=("ravdess",),
-        average_last=0,
-        members=1,
-        versions_per_epoch=None,
-        versions_per_epoch_corpora=None,
-    )
+    train_params = random_split_params(params.train)
     shape = (frontend.melspec.n_mels, frontend.n_frames)
     train = random_split(steps * train_params.batch_size, *shape, seed=0)
     val = random_split(train_params.batch_size, *shape, seed=1)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 from common import REPO_ROOT, machine_info, print_table
-from training import random_split
+from training import random_split, random_split_params
 
 from ser.audio import FrontEndConfig
 from ser.corpora import EMOTIONS
@@ -38,16 +38,7 @@ def synchronize(device: torch.device) -> None:
 
 def preset_epoch(size: str, train: FeatureSplit, val: FeatureSplit, params, frontend, device) -> dict:
     config = ModelConfig.from_preset(size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
-    params = dataclasses.replace(  # one epoch: every version of every clip, as the CPU benchmark trains
-        params,
-        epochs=2,
-        corpora=("ravdess",),
-        versions_per_epoch=None,
-        versions_per_epoch_corpora=None,
-        average_last=0,
-        members=1,
-    )
-    training = Training(train, val, config, params, device)
+    training = Training(train, val, config, random_split_params(params), device)
     training.epoch()  # warm-up: compilation, kernel selection, the allocator's pools
     synchronize(device)
     if device.type == "cuda":

@@ -72,9 +72,7 @@ def recipe_summary(name: str, params: TrainParams, result: TrainResult, target: 
     row = {
         "recipe": name,
         "versions_per_epoch": params.versions_per_epoch or "all",
-        "versions_per_epoch_corpora": (
-            list(params.versions_per_epoch_corpora or params.corpora) if params.versions_per_epoch else None
-        ),
+        "versions_per_epoch_corpora": list(params.versions_per_epoch_corpora or []) or None,
         "epochs": params.epochs,
         "normalise": params.normalise,
         "steps": result.steps,

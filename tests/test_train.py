@@ -458,8 +458,6 @@ def test_versions_per_epoch_corpora_need_a_count_and_limit_only_corpora_that_tra
     assert version_caps(table, groups, not_training).tolist() == [3, 2]
     tess_once = dataclasses.replace(both, versions_per_epoch_corpora=("tess",))
     assert version_caps(table, groups, tess_once).tolist() == [3, 1]
-    with pytest.raises(ValueError, match="freq_warp_corpora names cremad, which does not train"):
-        dataclasses.replace(both, freq_warp=0.1, freq_warp_corpora=("cremad",))
     with pytest.raises(ValueError, match="versions_per_epoch_corpora needs versions_per_epoch"):
         dataclasses.replace(both, versions_per_epoch=None, versions_per_epoch_corpora=("tess",))
 
