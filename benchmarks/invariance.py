@@ -14,7 +14,6 @@ sample rate.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -130,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, count in changes.items():
         print(f"  {name:<{width}}  {count:>3}")
     if args.json:
+        from ser.io import write_json
+
         result = {
             "model": str(args.model),
             "fold": args.fold,
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "clips": len(clips),
             "changed": changes,
         }
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, args.json)
     return 0
 
 

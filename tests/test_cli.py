@@ -378,3 +378,13 @@ def test_speakers_says_which_files_share_a_speaker_for_a_model_normalised_per_sp
     with pytest.raises(SystemExit):
         ser("predict", "--model", model, "--speakers", "everyone", *clips, capsys=capsys)
     assert "--speakers: invalid choice: 'everyone'" in capsys.readouterr().err
+
+
+def test_speakers_says_it_changes_nothing_for_a_model_not_normalised_per_speaker(model, clips, capsys):
+    status, alone, err = ser("predict", "--model", model, "--format", "csv", *clips, capsys=capsys)
+    assert status == 0 and "--speakers" not in err
+    status, grouped, err = ser(
+        "predict", "--model", model, "--format", "csv", "--speakers", "all", *clips, capsys=capsys
+    )
+    assert status == 0 and grouped == alone
+    assert f"note: --speakers all changes nothing: {model} is normalised 'none', not per speaker" in err

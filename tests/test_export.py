@@ -83,6 +83,16 @@ def test_export_says_what_it_checked(two_member_bundle, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name != "m.onnx"]  # no temporary left beside it
 
 
+def test_an_export_that_computes_otherwise_is_not_written(two_member_bundle, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an earlier export")
+    monkeypatch.setattr("ser.export.largest_difference", lambda bundle, path: 0.3)  # as a broken exporter would
+    status, _, err = ser("export", "--model", two_member_bundle, "--out", out, capsys=capsys)
+    assert status == EXIT_NO_RUN and len(err.splitlines()) == 1
+    assert f"{out}: not written" in err and "3.0e-01" in err
+    assert out.read_bytes() == b"an earlier export" and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
 def test_bad_export_and_onnx_inputs_are_one_line_errors(two_member_bundle, onnx_model, tmp_path, clips, capsys):
     status, _, err = ser("export", "--model", two_member_bundle, "--out", tmp_path / "m.txt", capsys=capsys)
     assert status == EXIT_NO_RUN and "ending in .onnx" in err and len(err.splitlines()) == 1

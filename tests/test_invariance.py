@@ -165,7 +165,7 @@ def test_without_normalisation_the_same_weights_do_hear_the_gain(tmp_path, bundl
 
 
 def test_a_folder_of_one_speaker_is_normalised_by_that_speakers_statistics(
-    tmp_path, frontend, bundle_normalised, real_clips
+    tmp_path, frontend, bundle_normalised, real_clips, monkeypatch
 ):
     """`--speakers folder`: the files of a folder share the statistics; the probabilities are those of the
     melspec stage's features normalised as the training and evaluate stages normalise a speaker."""
@@ -185,6 +185,11 @@ def test_a_folder_of_one_speaker_is_normalised_by_that_speakers_statistics(
         "cpu",
     )
     np.testing.assert_allclose(np.array([r.probabilities for r in results]), expected, atol=1e-5)
+    # one folder named two ways, relative and absolute, is one speaker still
+    monkeypatch.chdir(tmp_path)
+    named_twice = [path.relative_to(tmp_path) if i % 2 else path for i, path in enumerate(paths[:10])]
+    again = [r.probabilities for r in predictor.predict_paths(named_twice)]
+    np.testing.assert_allclose(again, expected[:10], atol=1e-5)
     per_window = np.array([r.probabilities for r in Predictor(model).predict_paths(paths)])
     assert np.abs(per_window - expected).max() > 1e-3  # normalising per speaker is not normalising per clip
 

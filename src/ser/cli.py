@@ -140,10 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--speakers",
         choices=["window", "file", "folder", "all"],
-        default=DEFAULTS.speakers,
         help="for a model normalised per speaker (`ser info` says): which audio shares a speaker, whose "
         "statistics then normalise it: each window alone, each file (one speaker per recording), each folder, or "
-        "all the files given (default: %(default)s)",
+        f"all the files given (default: {DEFAULTS.speakers}); other models ignore it",
     )
     predict.add_argument(
         "--no-shifts",
@@ -328,6 +327,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_plot(args.plot, args.paths, args.model)
     predictor = Predictor(args.model, device, options)
+    if args.speakers not in (None, "window") and predictor.bundle.normalise != "speaker":
+        print(
+            f"note: --speakers {args.speakers} changes nothing: {shown(args.model)} is normalised "
+            f"'{predictor.bundle.normalise}', not per speaker",
+            file=sys.stderr,
+        )
     predictions: list[Prediction] = []
     failed = silent = not_speech = 0
     for result in predictor.predict_paths(args.paths):
@@ -430,7 +435,7 @@ def run_export(args: argparse.Namespace) -> int:
     import torch
 
     from ser.bundle import load_bundle
-    from ser.export import export_onnx, largest_difference
+    from ser.export import export_onnx
 
     if args.model.suffix.lower() == ".onnx":
         raise UsageError(f"--model {shown(args.model)}: already ONNX; export a model bundle (.pt)")
@@ -441,10 +446,9 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {shown(out)}: is a folder; name a file to write")
     bundle = load_bundle(args.model, torch.device("cpu"))
     try:
-        export_onnx(bundle, out)
+        difference = export_onnx(bundle, out)
     except OSError as error:
         raise UsageError(f"--out {shown(out)}: cannot write it ({error.strerror or error})") from error
-    difference = largest_difference(bundle, out)
     size_mb = out.stat().st_size / 1e6
     print(
         f"ser export: wrote {shown(out)} ({size_mb:.1f} MB, {len(bundle.model.members)} member(s)); its "

@@ -17,6 +17,7 @@ import torch
 
 from ser.audio import FrontEndConfig
 from ser.bundle import Bundle, BundleError
+from ser.errors import UserError
 from ser.io import atomic_path
 from ser.model import ModelConfig
 from ser.params import ParamsError
@@ -26,10 +27,17 @@ METADATA_KEY = "ser"  # metadata_props key of the JSON below
 FORMAT, FORMAT_VERSION = "ser-onnx", 1
 INPUT, OUTPUT = "logmel", "log_probabilities"  # (batch, n_mels, n_frames) dB -> (batch, n_classes)
 EXPORT_BATCH = 2  # clips in the example input; the batch dimension stays free
+TOLERANCE = 1e-4  # the largest difference of an exported model's probabilities from its bundle's that is written
 
 
-def export_onnx(bundle: Bundle, path: Path) -> None:
-    """Write `bundle`'s model to `path` (atomically) as ONNX, with its metadata."""
+class ExportError(UserError):
+    """An exported model that does not compute what its bundle computes: it is not written."""
+
+
+def export_onnx(bundle: Bundle, path: Path, tolerance: float = TOLERANCE) -> float:
+    """Write `bundle`'s model to `path` (atomically) as ONNX, with its metadata, and return the largest
+    difference of its probabilities from the bundle's (largest_difference). ExportError, and nothing written,
+    if that difference is above `tolerance`: the file is checked before it takes its name."""
     import onnx
 
     cfg = bundle.model_config
@@ -67,6 +75,13 @@ def export_onnx(bundle: Bundle, path: Path) -> None:
     onnx.checker.check_model(proto)
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
+        difference = largest_difference(bundle, tmp)
+        if not difference <= tolerance:  # NaN too
+            raise ExportError(
+                f"{path}: not written: the exported model's probabilities differ from the bundle's by "
+                f"{difference:.1e}, more than {tolerance:.0e}; report it with your torch and onnxruntime versions"
+            )
+    return difference
 
 
 class OnnxEnsemble(torch.nn.Module):

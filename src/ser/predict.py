@@ -277,7 +277,7 @@ class Predictor:
         the results in input order."""
         keys = {
             "file": lambda item: item,
-            "folder": lambda item: item.parent if isinstance(item, Path) else item,
+            "folder": lambda item: item.parent.resolve() if isinstance(item, Path) else item,  # ./a, /abs/b: one
             "all": lambda item: None,
         }[self.options.speakers]
         groups: dict = {}
