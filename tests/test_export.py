@@ -14,11 +14,9 @@ from ser.audio import load_audio
 from ser.bundle import BundleError, save_bundle
 from ser.cli import EXIT_NO_RUN, EXIT_OK, main
 from ser.corpora import EMOTIONS
-from ser.export import load_onnx_bundle
+from ser.export import TOLERANCE, load_onnx_bundle
 from ser.model import Classifier, Ensemble, ModelConfig
 from ser.predict import Predictor
-
-TOLERANCE = 1e-4  # largest difference allowed between ONNX and PyTorch probabilities
 
 
 def ser(*argv, capsys) -> tuple[int, str, str]:

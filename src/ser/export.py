@@ -34,10 +34,10 @@ class ExportError(UserError):
     """An exported model that does not compute what its bundle computes: it is not written."""
 
 
-def export_onnx(bundle: Bundle, path: Path, tolerance: float = TOLERANCE) -> float:
+def export_onnx(bundle: Bundle, path: Path) -> float:
     """Write `bundle`'s model to `path` (atomically) as ONNX, with its metadata, and return the largest
     difference of its probabilities from the bundle's (largest_difference). ExportError, and nothing written,
-    if that difference is above `tolerance`: the file is checked before it takes its name."""
+    if that difference is above TOLERANCE: the file is checked before it takes its name."""
     import onnx
 
     cfg = bundle.model_config
@@ -76,10 +76,10 @@ def export_onnx(bundle: Bundle, path: Path, tolerance: float = TOLERANCE) -> flo
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
         difference = largest_difference(bundle, tmp)
-        if not difference <= tolerance:  # NaN too
+        if not difference <= TOLERANCE:  # NaN too
             raise ExportError(
                 f"{path}: not written: the exported model's probabilities differ from the bundle's by "
-                f"{difference:.1e}, more than {tolerance:.0e}; report it with your torch and onnxruntime versions"
+                f"{difference:.1e}, more than {TOLERANCE:.0e}; report it with your torch and onnxruntime versions"
             )
     return difference
 
