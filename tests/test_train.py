@@ -13,7 +13,7 @@ from ser.corpora import EMOTIONS
 from ser.evaluation import predict_proba, scores, selection_score
 from ser.features import FeatureSplit
 from ser.model import Classifier, Ensemble, ModelConfig
-from ser.params import TrainParams
+from ser.params import ParamsError, TrainParams
 from ser.plots import training_curves
 from ser.train import (
     FrequencyWarp,
@@ -339,9 +339,44 @@ def test_the_kept_weights_are_those_of_the_best_validation_epoch(fast):
     assert rescored["ua"] == pytest.approx(result.best_val["all"]["ua"])
 
 
+def tripled(split: FeatureSplit) -> FeatureSplit:
+    """Each clip of `split` and two copies of it (its versions), each copy a little louder."""
+    table = pd.concat([split.table.assign(source_clip_id=range(len(split.table)))] * 3, ignore_index=True)
+    return FeatureSplit(features=np.concatenate([split.features + version for version in range(3)]), table=table)
+
+
 def test_too_few_clips_for_a_batch_is_a_clear_error(fast):
-    with pytest.raises(ValueError, match="fewer than one batch"):
+    with pytest.raises(ParamsError, match=r"train\.batch_size: an epoch draws 8 training rows, fewer than one batch"):
         train_model(synthetic_split(1, 0), synthetic_split(1, 1), tiny(), fast, torch.device("cpu"))
+    # 24 rows, 8 of them an epoch: the count is of the rows an epoch draws
+    once = dataclasses.replace(fast, versions_per_epoch=1)
+    with pytest.raises(ParamsError, match="draws 8 training rows"):
+        train_model(tripled(synthetic_split(1, 0)), synthetic_split(1, 1), tiny(), once, torch.device("cpu"))
+
+
+def test_averaged_weights_take_batchnorm_statistics_from_one_epochs_draw_of_versions(fast, monkeypatch):
+    train, val = tripled(synthetic_split(12, seed=0)), synthetic_split(4, seed=1)
+    seen = []
+    update_bn = torch.optim.swa_utils.update_bn
+
+    def recorded(batches, model, device):
+        batches = list(batches)
+        seen.append(torch.cat(batches))
+        return update_bn(batches, model, device)
+
+    monkeypatch.setattr(torch.optim.swa_utils, "update_bn", recorded)
+    params = dataclasses.replace(fast, epochs=3, average_last=2, versions_per_epoch=1)
+    train_model(train, val, tiny(), params, torch.device("cpu"))
+    (rows,) = seen
+    n_sources = len(train.table) // 3
+    # one version of each clip, as every epoch trained on (not all three), drawn (not always the first)
+    index = torch.cdist(rows.flatten(1), torch.from_numpy(train.features).flatten(1)).argmin(dim=1).numpy()
+    assert sorted(train.table["source_clip_id"].to_numpy()[index]) == list(range(n_sources))
+    assert (index >= n_sources).any()
+    every = dataclasses.replace(params, versions_per_epoch=None)
+    seen.clear()
+    train_model(train, val, tiny(), every, torch.device("cpu"))
+    assert seen[0].shape[0] == len(train.table)
 
 
 def test_ensemble_members_are_the_models_of_successive_seeds_and_validation_scores_their_mean(fast, tmp_path):

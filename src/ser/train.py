@@ -362,7 +362,10 @@ class Training:
         # full batches only: BatchNorm needs more than one clip
         self.n_batches = rows_per_epoch(self.groups, self.caps) // params.batch_size
         if self.n_batches == 0:
-            raise ValueError(f"{len(self.x_train)} training clips: fewer than one batch of {params.batch_size}")
+            raise ParamsError(
+                f"train.batch_size: an epoch draws {rows_per_epoch(self.groups, self.caps)} training rows, fewer "
+                f"than one batch of {params.batch_size}; lower it, or train on more clips"
+            )
         self.optimizer = adamw(self.model, params)
         self.scheduler = one_cycle(self.optimizer, params, params.epochs * self.n_batches)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -446,9 +449,11 @@ class Training:
         params, device = self.params, self.device
         started = time.perf_counter()
         average_val, is_averaged = None, False
-        if self.averaged is not None:  # BatchNorm statistics of the mean weights, from the (unaugmented) training clips
-            x_train = self.x_train
-            batches = (x_train[i : i + params.batch_size] for i in range(0, len(x_train), params.batch_size))
+        if self.averaged is not None:  # BatchNorm statistics of the mean weights, from one more epoch's draw of
+            # training rows (as many versions of each clip as an epoch trains on), unmasked and unmixed
+            rows = epoch_rows(self.groups, self.caps, self.generator).sort().values.to(device)
+            size = params.batch_size
+            batches = (self.x_train[rows[i : i + size]] for i in range(0, len(rows), size))
             torch.optim.swa_utils.update_bn(batches, self.averaged, device)
             average_val, average_score, _ = validation_scores(
                 self.averaged.module, self.val, self.y_val, params.corpora, device
