@@ -12,12 +12,14 @@ from ser.audio import FrontEndConfig, load_audio, log_mel_spectrogram, prepare
 from ser.features import (
     ARRAY_NAME,
     BATCH_CLIPS,
+    FeatureStoreError,
     clip_table,
     compute_features,
     load_features,
     load_fold,
     load_training_data,
 )
+from ser.params import ParamsError
 from ser.splitting import FOLDS, role_column
 
 ROLE_CYCLE = ["test", "train", "val", "train"]  # interleaved, so a fold's rows are picked from all over the array
@@ -113,12 +115,12 @@ def test_a_fold_takes_the_copies_of_its_training_clips_only_and_the_originals_of
     assert set(train.table["corpus"]) == {"ravdess", "tess"}  # the corpora that train ...
     assert set(val.table["corpus"]) == set(CORPUS_CYCLE)  # ... and the validation clips of every corpus
     no_val = split_table.assign(fold_1=split_table["fold_1"].where(split_table["corpus"] != "tess", "train"))
-    with pytest.raises(ValueError, match=r"^train\.corpora: tess has no validation clips in fold 1; fetch more"):
+    with pytest.raises(ParamsError, match=r"^train\.corpora: tess has no validation clips in fold 1; fetch more"):
         load_training_data(tmp_path / "features", no_val, 1, ["ravdess", "tess"])
-    with pytest.raises(ValueError, match=r"^train\.corpora: other has no training clips in fold 1"):
+    with pytest.raises(ParamsError, match=r"^train\.corpora: other has no training clips in fold 1"):
         load_training_data(tmp_path / "features", split_table, 1, ["ravdess", "other"])
     stale = pd.concat([split_table, split_table.iloc[:1].assign(clip_id="new")], ignore_index=True)
-    with pytest.raises(ValueError, match=r"1 clips of the split, e\.g\. new, have no features; rerun melspec"):
+    with pytest.raises(FeatureStoreError, match=r"1 clips of the split, e\.g\. new, have no features; rerun melspec"):
         load_fold(tmp_path / "features", stale, 1, "train")
 
 
@@ -138,7 +140,7 @@ def test_a_copy_of_the_wrong_length_names_the_file_and_leaves_no_output(corpus, 
     table, _, tmp_path = corpus
     bad = table[table["prepared"]].iloc[0]["file"]
     write_tone(tmp_path / "aug" / "a" / "clip00__aug1.flac", 500.0, seconds=0.5)
-    with pytest.raises(ValueError, match=r"clip00__aug1\.flac.*rerun augment"):
+    with pytest.raises(FeatureStoreError, match=r"clip00__aug1\.flac.*rerun augment"):
         compute_features(table, tmp_path / "features", short_frontend, workers=2)
     assert bad.endswith("clip00__aug1.flac")
     assert not (tmp_path / "features").exists()

@@ -181,6 +181,17 @@ def test_a_missing_required_key_is_rejected_naming_it(edited, keys):
     assert str(caught.value) == f"{path}: {'.'.join(keys)}: missing key"
 
 
+def test_warping_named_corpora_without_a_warp_is_refused(edited):
+    path = edited(set_key(("train", "freq_warp_corpora"), ["ravdess"]))  # params.yaml's freq_warp is 0
+    with pytest.raises(ParamsError, match=r"freq_warp_corpora warps nothing while freq_warp is 0"):
+        load_params(path)
+
+
+def test_a_params_path_that_is_a_folder_is_one_line(tmp_path):
+    with pytest.raises(ParamsError, match=r": cannot read the params file: Is a directory$"):
+        load_params(tmp_path)
+
+
 def test_a_missing_file_is_reported(tmp_path):
     path = tmp_path / "nope.yaml"
     with pytest.raises(ParamsError, match="not found") as caught:
@@ -291,6 +302,12 @@ BAD_VALUES = {
     "train.versions_per_epoch_corpora": (["tes"], "train.versions_per_epoch_corpora: ['tes'] are not corpora"),
     # a check across a section's keys says what is wrong, not the whole section
     "train.freq_warp_corpora": (["iemocap"], "train: freq_warp_corpora names iemocap, which does not train"),
+    # checks across sections: the front end's settings together, the masks against the axes they mask
+    "melspec.fmax": (9000.0, "melspec.fmax 9000 Hz is above half of audio.sample_rate (8000 Hz): lower it, or null"),
+    "melspec.fmin": (8000.0, "melspec.fmin 8000 Hz must be below melspec.fmax (8000 Hz)"),
+    "melspec.window": ("kaiser", "melspec.window 'kaiser' is not a window scipy.signal.get_window knows"),
+    "train.freq_mask_bands": (64, "train.freq_mask_bands 64 is not below the 64 mel bands of melspec.n_mels"),
+    "train.time_mask_frames": (188, "train.time_mask_frames 188 is not below the 188 frames of a clip: lower it"),
 }
 
 

@@ -14,8 +14,10 @@ import pandas as pd
 import torch
 
 from ser.audio import FrontEndConfig, LogMel, load_audio, prepare
+from ser.errors import UserError
 from ser.io import atomic_path, read_table
 from ser.parallel import imap, torch_threads
+from ser.params import ParamsError
 from ser.splitting import FOLDS, role_column
 
 TABLE_NAME = "clips.csv"  # every clip, originals and augmented copies; `row` indexes the array
@@ -24,6 +26,10 @@ FRONTEND_NAME = "frontend.json"  # the FrontEndConfig the arrays were computed w
 # clips per front-end batch, one job for a worker: enough to batch the FFTs, few enough that a batch's frames
 # and spectra stay near one core's L2 cache
 BATCH_CLIPS = 8
+
+
+class FeatureStoreError(UserError, ValueError):
+    """A feature store that does not match its split or itself: a stage before it must run again."""
 
 
 def clip_table(split_table: pd.DataFrame, augmented: pd.DataFrame, raw_dir: Path, aug_dir: Path) -> pd.DataFrame:
@@ -44,7 +50,7 @@ def _load_prepared(path: str, prepared: bool, frontend: FrontEndConfig) -> np.nd
     samples = load_audio(path, frontend.audio.sample_rate)
     if prepared:
         if samples.shape[0] != frontend.n_samples:
-            raise ValueError(f"{path}: {samples.shape[0]} samples, expected {frontend.n_samples}; rerun augment")
+            raise FeatureStoreError(f"{path}: {samples.shape[0]} samples, expected {frontend.n_samples}; rerun augment")
         return samples
     return prepare(samples, frontend.audio)
 
@@ -123,11 +129,13 @@ def load_fold(
     table = load_table(features_dir)
     features = load_features(features_dir)
     if features.shape[0] != len(table):
-        raise ValueError(f"{features_dir}: {ARRAY_NAME} has {features.shape[0]} clips, {TABLE_NAME} {len(table)}")
+        raise FeatureStoreError(
+            f"{features_dir}: {ARRAY_NAME} has {features.shape[0]} clips, {TABLE_NAME} {len(table)}; rerun melspec"
+        )
     roles = split_table.set_index("clip_id")[role_column(fold)]
     missing = sorted(set(roles.index) - set(table["clip_id"]))
     if missing:
-        raise ValueError(
+        raise FeatureStoreError(
             f"{features_dir}: {len(missing)} clips of the split, e.g. {missing[0]}, have no features; rerun melspec"
         )
     chosen = table["source_clip_id"].map(roles) == role
@@ -149,7 +157,7 @@ def load_training_data(
     for role, clips in (("training", train), ("validation", val)):
         missing = [corpus for corpus in corpora if corpus not in set(clips.table["corpus"])]
         if missing:
-            raise ValueError(
+            raise ParamsError(
                 f"train.corpora: {', '.join(missing)} has no {role} clips in fold {fold}; fetch more of it, "
                 "or leave it out of train.corpora"
             )

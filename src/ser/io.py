@@ -16,6 +16,15 @@ from pathlib import Path
 import pandas as pd
 
 HOST = re.sub(r"\W", "_", socket.gethostname()) or "host"  # in temporaries' names: whose process ids they are
+
+
+def current_umask() -> int:
+    """The process's umask (os.umask can only be read by setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 _HIDDEN_TMP: dict[str, list[str]] = {}  # per folder: its hidden *.tmp names when this process first wrote there
 
 
@@ -80,11 +89,13 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp and mkdtemp make private files (0600) and folders (0700): give them the mode open() and mkdir
+        # would have, under the user's umask
         if directory:
             remove(target)
-            tmp.chmod(0o755)  # mkdtemp makes 0700 folders
+            tmp.chmod(0o777 & ~current_umask())
         else:
-            tmp.chmod(0o644)
+            tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, target)
     finally:
         if tmp.is_dir():

@@ -14,7 +14,7 @@ import yaml
 from pydantic import AfterValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
 
-from ser.errors import UserError
+from ser.errors import UserError, flat
 
 T = TypeVar("T")
 
@@ -187,6 +187,8 @@ class TrainParams:
                 f"freq_warp_corpora names {', '.join(not_training)}, which does not train "
                 f"(corpora: {', '.join(self.corpora)}): list corpora of train.corpora, or null for all of them"
             )
+        if self.freq_warp_corpora is not None and not self.freq_warp:
+            raise ValueError("freq_warp_corpora warps nothing while freq_warp is 0: set freq_warp, or null it")
         if self.versions_per_epoch_corpora is not None and self.versions_per_epoch is None:
             raise ValueError("versions_per_epoch_corpora needs versions_per_epoch: set it, or set both to null")
         if self.batch_size % self.processes or self.batch_size // self.processes < 2:
@@ -218,6 +220,20 @@ class Params:
     train: TrainParams
     baseline: BaselineParams
 
+    def __post_init__(self) -> None:  # the checks across sections
+        from ser.audio import FrontEndConfig, frontend_problem  # ser.audio imports this module
+
+        if (problem := frontend_problem(self.audio, self.melspec)) is not None:
+            raise ValueError(problem)
+        n_frames = FrontEndConfig(audio=self.audio, melspec=self.melspec).n_frames
+        train = self.train
+        for key, width, axis, length in (
+            ("time_mask_frames", train.time_mask_frames, "frames of a clip", n_frames),
+            ("freq_mask_bands", train.freq_mask_bands, "mel bands of melspec.n_mels", self.melspec.n_mels),
+        ):
+            if width >= length:
+                raise ValueError(f"train.{key} {width} is not below the {length} {axis}: lower it")
+
 
 def problems(error: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """Each problem pydantic found, as (dotted key below `prefix`, what is wrong with it)."""
@@ -245,7 +261,8 @@ def from_dict(cls: type[T], raw: Any, where: str, prefix: tuple[str, ...] = ()) 
         return pydantic.TypeAdapter(cls).validate_python(raw)
     except pydantic.ValidationError as error:
         found = "; ".join(
-            f"{key} {what}" if what.startswith("is now") else f"{key}: {what}" for key, what in problems(error, prefix)
+            what if not key else f"{key} {what}" if what.startswith("is now") else f"{key}: {what}"
+            for key, what in problems(error, prefix)
         )
         raise ParamsError(f"{where}: {found}") from None
 
@@ -256,6 +273,10 @@ def read_yaml(path: str | Path) -> dict:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as error:  # a folder, no permission, not text
+        raise ParamsError(
+            f"{path}: cannot read the params file: {flat(getattr(error, 'strerror', None) or str(error))}"
+        ) from None
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(raw, dict):

@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     split = read_table(args.split)
     try:
         train, val = load_training_data(args.features, split, args.fold, params.corpora)
-    except ValueError as error:
+    except ParamsError as error:  # train.corpora against the split; a feature store's own errors name it
         raise ParamsError(f"{args.params}: {error}") from None
     train, val = normalise_split(train, params.normalise), normalise_split(val, params.normalise)
     device = pick_device()
