@@ -27,21 +27,31 @@ def test_atomic_file_replaces_the_target_only_when_the_block_succeeds(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
+WRITE_BOTH = """
+import stat, sys
+from pathlib import Path
+from ser.io import atomic_path
+out = Path(sys.argv[1])
+with atomic_path(out / "out.txt") as tmp:
+    tmp.write_text("x")
+with atomic_path(out / "out", directory=True) as tmp:
+    (tmp / "a.txt").write_text("x")
+print(oct(stat.S_IMODE((out / "out.txt").stat().st_mode)), oct(stat.S_IMODE((out / "out").stat().st_mode)))
+"""
+
+
 @pytest.mark.parametrize(
     ("umask", "file_mode", "folder_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)]
 )
 def test_atomic_outputs_get_the_mode_the_umask_gives_a_new_file_or_folder(tmp_path, umask, file_mode, folder_mode):
-    before = os.umask(umask)
-    try:
-        with atomic_path(tmp_path / "out.txt") as tmp:
-            tmp.write_text("x")
-        with atomic_path(tmp_path / "out", directory=True) as tmp:
-            (tmp / "a.txt").write_text("x")
-        assert os.umask(umask) == umask  # left as it was
-    finally:
-        os.umask(before)
-    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == file_mode
-    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == folder_mode
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_BOTH, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: os.umask(umask),
+    )
+    assert result.stdout.split() == [oct(file_mode), oct(folder_mode)]
 
 
 def test_atomic_file_creates_missing_parent_folders(tmp_path):

@@ -23,7 +23,7 @@ import soxr
 import torch
 
 from ser.errors import UserError
-from ser.params import AudioParams, MelspecParams, from_dict, section
+from ser.params import AudioParams, MelspecParams, ParamsError, from_dict, section
 
 # power floor before the log (librosa.power_to_db's default is 1e-10, -100 dB): far enough below any clip's
 # top_db floor that digital silence lands on that relative floor at any gain, so a quieter copy of a clip
@@ -79,6 +79,13 @@ class FrontEndConfig:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def of(cls, audio: AudioParams, melspec: MelspecParams, where: str) -> FrontEndConfig:
+        """The config of two loaded sections; ParamsError naming `where` (the params file) if they disagree."""
+        if (problem := frontend_problem(audio, melspec)) is not None:
+            raise ParamsError(f"{where}: {problem}")
+        return cls(audio=audio, melspec=melspec)
 
     @classmethod
     def from_dict(cls, raw: dict, where: str = "front-end config") -> FrontEndConfig:
@@ -376,8 +383,8 @@ def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
     exactly the same samples (librosa's default hop of 512 cuts on a 32 ms grid, which moves with them, and
     a frame centred in added zeros can reach loud audio: hence the zeros' removal). Written out because
     importing librosa.effects and compiling its numba code is slow, and every process that trims would pay
-    it: each `ser predict`, each stage worker. A silent clip (nothing above the threshold, or nothing but
-    zeros) is returned whole.
+    it: each `ser predict`, each stage worker. A mono signal (n,); one whose loud span holds nothing but
+    zeros (digital silence, or a pathological click or two) is returned whole.
     """
     if top_db is None:
         return samples

@@ -18,11 +18,15 @@ import pandas as pd
 HOST = re.sub(r"\W", "_", socket.gethostname()) or "host"  # in temporaries' names: whose process ids they are
 
 
-def current_umask() -> int:
-    """The process's umask (os.umask can only be read by setting it, so it is set back at once)."""
+def _read_umask() -> int:
+    """The process's umask. os.umask can only be read by setting it, so it is set back at once: done once, at
+    import, because threads (fetch's downloads) that read it so at the same time could leave it changed."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+UMASK = _read_umask()  # the mode bits new outputs do not get, as open() and mkdir() would not give them
 
 
 _HIDDEN_TMP: dict[str, list[str]] = {}  # per folder: its hidden *.tmp names when this process first wrote there
@@ -93,9 +97,9 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
         # would have, under the user's umask
         if directory:
             remove(target)
-            tmp.chmod(0o777 & ~current_umask())
+            tmp.chmod(0o777 & ~UMASK)
         else:
-            tmp.chmod(0o666 & ~current_umask())
+            tmp.chmod(0o666 & ~UMASK)
         os.replace(tmp, target)
     finally:
         if tmp.is_dir():

@@ -227,11 +227,17 @@ class Params:
             raise ValueError(problem)
         n_frames = FrontEndConfig(audio=self.audio, melspec=self.melspec).n_frames
         train = self.train
-        for key, width, axis, length in (
-            ("time_mask_frames", train.time_mask_frames, "frames of a clip", n_frames),
-            ("freq_mask_bands", train.freq_mask_bands, "mel bands of melspec.n_mels", self.melspec.n_mels),
+        for key, count, width, axis, length in (
+            ("time_mask_frames", train.time_masks, train.time_mask_frames, "frames of a clip", n_frames),
+            (
+                "freq_mask_bands",
+                train.freq_masks,
+                train.freq_mask_bands,
+                "mel bands of melspec.n_mels",
+                self.melspec.n_mels,
+            ),
         ):
-            if width >= length:
+            if count and width >= length:
                 raise ValueError(f"train.{key} {width} is not below the {length} {axis}: lower it")
 
 
@@ -270,7 +276,7 @@ def from_dict(cls: type[T], raw: Any, where: str, prefix: tuple[str, ...] = ()) 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
     except (OSError, UnicodeDecodeError) as error:  # a folder, no permission, not text

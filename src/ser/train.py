@@ -364,7 +364,7 @@ class Training:
         if self.n_batches == 0:
             raise ParamsError(
                 f"train.batch_size: an epoch draws {rows_per_epoch(self.groups, self.caps)} training rows, fewer "
-                f"than one batch of {params.batch_size}; lower it, or train on more clips"
+                f"than one batch of {params.batch_size}; lower it, raise train.versions_per_epoch, or add clips"
             )
         self.optimizer = adamw(self.model, params)
         self.scheduler = one_cycle(self.optimizer, params, params.epochs * self.n_batches)
@@ -450,8 +450,9 @@ class Training:
         started = time.perf_counter()
         average_val, is_averaged = None, False
         if self.averaged is not None:  # BatchNorm statistics of the mean weights, from one more epoch's draw of
-            # training rows (as many versions of each clip as an epoch trains on), unmasked and unmixed
-            rows = epoch_rows(self.groups, self.caps, self.generator).sort().values.to(device)
+            # training rows (as many versions of each clip as an epoch trains on), unmasked and unmixed, in the
+            # draw's random order: update_bn averages each batch's own variance, so batches must mix as in training
+            rows = epoch_rows(self.groups, self.caps, self.generator).to(device)
             size = params.batch_size
             batches = (self.x_train[rows[i : i + size]] for i in range(0, len(rows), size))
             torch.optim.swa_utils.update_bn(batches, self.averaged, device)

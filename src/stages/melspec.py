@@ -12,9 +12,10 @@ from ser.stage import run, stage_args
 
 def main(argv=None) -> None:
     args = stage_args(__doc__, ["raw", "split", "augmented", "augmented_table", "out", "examples"], argv)
-    frontend = FrontEndConfig(
-        audio=load_section(args.params, "audio", AudioParams),
-        melspec=load_section(args.params, "melspec", MelspecParams),
+    frontend = FrontEndConfig.of(
+        load_section(args.params, "audio", AudioParams),
+        load_section(args.params, "melspec", MelspecParams),
+        str(args.params),
     )
     table = clip_table(read_table(args.split), read_table(args.augmented_table), args.raw, args.augmented)
     compute_features(table, args.out, frontend, available_cores())

@@ -46,7 +46,10 @@ def main(argv=None) -> None:
                 f"{len(val.table)} validation clips of every corpus; {ranks.world_size} process(es)"
             )
         with live_log(args.live if ranks.main else None) as on_epoch:
-            result = train_ensemble(train, val, config, params, device, ranks, frontend, on_epoch)
+            try:
+                result = train_ensemble(train, val, config, params, device, ranks, frontend, on_epoch)
+            except ParamsError as error:  # train.batch_size against the clips an epoch draws
+                raise ParamsError(f"{args.params}: {error}") from None
         digest = same_weights_on_every_rank(result.model, ranks)
     if not ranks.main:
         return
