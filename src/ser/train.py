@@ -449,12 +449,11 @@ class Training:
         params, device = self.params, self.device
         started = time.perf_counter()
         average_val, is_averaged = None, False
-        if self.averaged is not None:  # BatchNorm statistics of the mean weights, from one more epoch's draw of
-            # training rows (as many versions of each clip as an epoch trains on), unmasked and unmixed, in the
-            # draw's random order: update_bn averages each batch's own variance, so batches must mix as in training
-            rows = epoch_rows(self.groups, self.caps, self.generator).to(device)
-            size = params.batch_size
-            batches = (self.x_train[rows[i : i + size]] for i in range(0, len(rows), size))
+        if self.averaged is not None:  # BatchNorm statistics of the mean weights, from every version of every
+            # training clip in table order, unmasked and unmixed (one epoch's draw instead lost RAVDESS validation
+            # UA: reports/pilots/README.md, "Two fixes that retrain")
+            x_train = self.x_train
+            batches = (x_train[i : i + params.batch_size] for i in range(0, len(x_train), params.batch_size))
             torch.optim.swa_utils.update_bn(batches, self.averaged, device)
             average_val, average_score, _ = validation_scores(
                 self.averaged.module, self.val, self.y_val, params.corpora, device
