@@ -353,50 +353,39 @@ def sliding_windows(chunks: Iterable[np.ndarray], size: int, hop: int) -> Iterat
 # ------------------------------------------------------------------------------------ trimming and padding
 
 
-TRIM_FRAME = 2048  # librosa.effects.trim's default frame: RMS over 128 ms at 16 kHz
+TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: RMS over 128 ms frames every 32 ms at 16 kHz
 # RMS floor before the log: librosa's is 1e-5 (-100 dBFS), which a quiet recording's loudest frame minus top_db
 # reaches, and then nothing is trimmed; this one is far below any frame but digital silence, so the cut is the
 # same at any gain
 TRIM_AMIN = 1e-10
 
 
-def trim_levels(samples: np.ndarray) -> np.ndarray:
-    """The RMS level in dB of the TRIM_FRAME samples centred on each sample and one past the end (n + 1,),
-    the signal padded with TRIM_FRAME // 2 zeros a side: librosa.feature.rms(frame_length=TRIM_FRAME,
-    hop_length=1) in dB, floored at TRIM_AMIN. From one running sum of the squares (float64), so every
-    frame costs one subtraction, and leading zeros only move the levels: they add nothing to the sum."""
-    half = TRIM_FRAME // 2
-    squares = np.zeros(samples.shape[-1] + TRIM_FRAME + 1)
-    np.square(samples, out=squares[half + 1 : half + 1 + samples.shape[-1]], dtype=np.float64)
-    running = np.cumsum(squares)  # running[i]: the sum of the first i padded squares
-    energy = running[TRIM_FRAME:] - running[:-TRIM_FRAME]  # (n + 1,): frame t is padded[t : t + TRIM_FRAME]
-    return 20.0 * np.log10(np.maximum(TRIM_AMIN, np.sqrt(np.maximum(energy, 0.0) / TRIM_FRAME)))
-
-
 def trim_silence(samples: np.ndarray, top_db: float | None) -> np.ndarray:
-    """Cut leading and trailing audio more than `top_db` dB below the clip's loudest frame, and then any
-    digital silence (exact zeros) left at either end.
+    """Cut leading and trailing audio more than `top_db` dB below the clip's peak frame.
 
-    librosa.effects.trim(samples, top_db=top_db, hop_length=1), with TRIM_AMIN for librosa's floor, then
-    np.trim_zeros: the cut falls on the first and after the last sample whose centred frame (`trim_levels`)
-    lies within `top_db` of the loudest, to the sample, so zeros added before or after a recording leave
-    exactly the same samples (librosa's default hop of 512 cuts on a 32 ms grid, which moves with them, and
-    a frame centred in added zeros can reach loud audio: hence the zeros' removal). Written out because
-    importing librosa.effects and compiling its numba code is slow, and every process that trims would pay
-    it: each `ser predict`, each stage worker. A mono signal (n,); one whose loud span holds nothing but
-    zeros (digital silence, or a pathological click or two) is returned whole.
+    librosa.effects.trim(samples, top_db=top_db): the same centred RMS frames of TRIM_FRAME samples every
+    TRIM_HOP, 20 log10 (floored at TRIM_AMIN, not librosa's 1e-5), relative to the loudest frame; tests check
+    it cuts where librosa does on real clips. Each frame's energy is summed from TRIM_FRAME / TRIM_HOP blocks
+    of TRIM_HOP squared samples, so every sample is squared once instead of once per overlapping frame (the
+    sums may differ from librosa's in the last bit). Written out because importing librosa.effects and compiling its
+    numba code is slow, and every process that trims would pay it: each `ser predict`, each stage worker.
+    An all-silent clip (nothing above the threshold) is returned whole.
     """
     if top_db is None:
         return samples
-    db = trim_levels(samples)
+    n_frames = 1 + samples.shape[-1] // TRIM_HOP  # as librosa frames the signal padded by TRIM_FRAME // 2 a side
+    # squares of the signal padded by TRIM_FRAME // 2 a side, and zeros up to whole blocks of TRIM_HOP
+    n_blocks = -(-(samples.shape[-1] + TRIM_FRAME) // TRIM_HOP)
+    squares = np.zeros(n_blocks * TRIM_HOP, dtype=samples.dtype)
+    np.square(samples, out=squares[TRIM_FRAME // 2 : TRIM_FRAME // 2 + samples.shape[-1]])
+    blocks = squares.reshape(n_blocks, TRIM_HOP).sum(axis=1)
+    energy = sum(blocks[i : i + n_frames] for i in range(TRIM_FRAME // TRIM_HOP))  # (n_frames,)
+    rms = np.sqrt(energy / TRIM_FRAME)
+    db = 20.0 * np.log10(np.maximum(TRIM_AMIN, rms))
     loud = np.flatnonzero(db - db.max() > -top_db)
     if loud.size == 0:
         return samples
-    start, end = loud[0], min(samples.shape[-1], loud[-1] + 1)
-    sounding = np.flatnonzero(samples[start:end])
-    if sounding.size == 0:
-        return samples
-    return samples[start + sounding[0] : start + sounding[-1] + 1]
+    return samples[loud[0] * TRIM_HOP : min(samples.shape[-1], (loud[-1] + 1) * TRIM_HOP)]
 
 
 SOUND_FRAME_S, SOUND_HOP_S = 0.025, 0.010  # frames in which sound_seconds measures: 25 ms every 10 ms
