@@ -450,8 +450,8 @@ class Training:
         started = time.perf_counter()
         average_val, is_averaged = None, False
         if self.averaged is not None:  # BatchNorm statistics of the mean weights, from every version of every
-            # training clip in table order, unmasked and unmixed (one epoch's draw instead lost RAVDESS validation
-            # UA: reports/pilots/README.md, "Two fixes that retrain")
+            # training clip in table order, unmasked and unmixed (one epoch's draw instead was only tested beside a
+            # new trim, and the pair was not adopted: reports/pilots/README.md, "Two fixes that retrain")
             x_train = self.x_train
             batches = (x_train[i : i + params.batch_size] for i in range(0, len(x_train), params.batch_size))
             torch.optim.swa_utils.update_bn(batches, self.averaged, device)
