@@ -24,6 +24,7 @@ from ser.params import (
     from_dict,
     load_params,
     load_section,
+    naming,
 )
 
 REPO_PARAMS = Path(__file__).parents[1] / "params.yaml"
@@ -343,3 +344,10 @@ def test_the_check_stage_passes_the_repository_params_and_always_writes_the_same
         assert result.returncode == 0 and result.stderr == "" and "every key known and allowed" in result.stdout
         written.append(ok.read_bytes())
     assert written[0] == written[1]  # so fetch, which depends on it, does not rerun when a param changes
+
+
+def test_naming_puts_the_params_file_before_a_params_error_and_lets_other_errors_through():
+    with pytest.raises(ParamsError, match=r"^p\.yaml: train\.batch_size: too big$"), naming("p.yaml"):
+        raise ParamsError("train.batch_size: too big")
+    with pytest.raises(KeyError), naming("p.yaml"):
+        raise KeyError("not about params")

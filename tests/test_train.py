@@ -491,17 +491,16 @@ def test_versions_per_epoch_corpora_need_a_count_and_limit_only_corpora_that_tra
 
 def test_training_on_one_version_a_epoch_takes_a_third_of_the_steps(fast):
     train, val = synthetic_split(12, seed=0), synthetic_split(4, seed=1)
-    copies = pd.concat([train.table.assign(source_clip_id=range(len(train.table)))] * 3, ignore_index=True)
-    tripled = FeatureSplit(features=np.concatenate([train.features] * 3), table=copies)
+    three = tripled(train)
     params = dataclasses.replace(fast, versions_per_epoch=1)
-    one = train_model(tripled, val, tiny(), params, torch.device("cpu"))
-    again = train_model(tripled, val, tiny(), params, torch.device("cpu"))
+    one = train_model(three, val, tiny(), params, torch.device("cpu"))
+    again = train_model(three, val, tiny(), params, torch.device("cpu"))
     pd.testing.assert_frame_equal(one.history.drop(columns="seconds"), again.history.drop(columns="seconds"))
-    every = train_model(tripled, val, tiny(), dataclasses.replace(params, versions_per_epoch=None), torch.device("cpu"))
+    every = train_model(three, val, tiny(), dataclasses.replace(params, versions_per_epoch=None), torch.device("cpu"))
     assert every.steps == 3 * one.steps == 3 * fast.epochs * (len(train.table) // fast.batch_size)
     assert one.best_val["all"]["ua"] > 0.5
     # one version of TESS's clips (half of them), every version of RAVDESS's: two thirds of the steps
-    two = two_corpora(tripled), two_corpora(val)
+    two = two_corpora(three), two_corpora(val)
     tess_once = dataclasses.replace(params, corpora=("ravdess", "tess"), versions_per_epoch_corpora=("tess",))
     fewer = train_model(*two, tiny(), tess_once, torch.device("cpu"))
     assert fewer.steps == fast.epochs * (2 * len(train.table) // fast.batch_size)

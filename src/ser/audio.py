@@ -23,7 +23,7 @@ import soxr
 import torch
 
 from ser.errors import UserError
-from ser.params import AudioParams, MelspecParams, ParamsError, from_dict, section
+from ser.params import AudioParams, MelspecParams, from_dict, section
 
 # power floor before the log (librosa.power_to_db's default is 1e-10, -100 dB): far enough below any clip's
 # top_db floor that digital silence lands on that relative floor at any gain, so a quieter copy of a clip
@@ -83,9 +83,7 @@ class FrontEndConfig:
     @classmethod
     def of(cls, audio: AudioParams, melspec: MelspecParams, where: str) -> FrontEndConfig:
         """The config of two loaded sections; ParamsError naming `where` (the params file) if they disagree."""
-        if (problem := frontend_problem(audio, melspec)) is not None:
-            raise ParamsError(f"{where}: {problem}")
-        return cls(audio=audio, melspec=melspec)
+        return from_dict(cls, {"audio": audio, "melspec": melspec}, where)
 
     @classmethod
     def from_dict(cls, raw: dict, where: str = "front-end config") -> FrontEndConfig:

@@ -6,6 +6,8 @@ default. Unknown, missing, mistyped or out-of-range keys are refused with one li
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -271,6 +273,15 @@ def from_dict(cls: type[T], raw: Any, where: str, prefix: tuple[str, ...] = ()) 
             for key, what in problems(error, prefix)
         )
         raise ParamsError(f"{where}: {found}") from None
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """A ParamsError raised inside (by code that checks values, not files) says which params file it is about."""
+    try:
+        yield
+    except ParamsError as error:
+        raise ParamsError(f"{path}: {error}") from None
 
 
 def read_yaml(path: str | Path) -> dict:

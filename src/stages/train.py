@@ -17,7 +17,7 @@ from ser.io import read_table, write_csv, write_json
 from ser.live import live_log
 from ser.model import ModelConfig, count_parameters
 from ser.normalise import normalise_split
-from ser.params import ModelParams, ParamsError, TrainParams, load_section
+from ser.params import ModelParams, TrainParams, load_section, naming
 from ser.plots import training_curves
 from ser.stage import run, stage_args
 from ser.train import check_choices, train_ensemble, train_metrics
@@ -33,10 +33,8 @@ def main(argv=None) -> None:
     frontend = load_frontend(args.features)
     config = ModelConfig.from_preset(model_params.size, frontend.melspec.n_mels, frontend.n_frames, len(EMOTIONS))
     split = read_table(args.split)
-    try:
+    with naming(args.params):  # train.corpora against the split; a feature store's own errors name it
         train, val = load_training_data(args.features, split, args.fold, params.corpora)
-    except ParamsError as error:  # train.corpora against the split; a feature store's own errors name it
-        raise ParamsError(f"{args.params}: {error}") from None
     train, val = normalise_split(train, params.normalise), normalise_split(val, params.normalise)
     device = pick_device()
     with process_group(device) as ranks:
@@ -45,11 +43,9 @@ def main(argv=None) -> None:
                 f"train: fold {args.fold}: {len(train.table)} training clips of {', '.join(params.corpora)}; "
                 f"{len(val.table)} validation clips of every corpus; {ranks.world_size} process(es)"
             )
-        with live_log(args.live if ranks.main else None) as on_epoch:
-            try:
-                result = train_ensemble(train, val, config, params, device, ranks, frontend, on_epoch)
-            except ParamsError as error:  # train.batch_size against the clips an epoch draws
-                raise ParamsError(f"{args.params}: {error}") from None
+        # naming: train.batch_size against the rows an epoch draws
+        with live_log(args.live if ranks.main else None) as on_epoch, naming(args.params):
+            result = train_ensemble(train, val, config, params, device, ranks, frontend, on_epoch)
         digest = same_weights_on_every_rank(result.model, ranks)
     if not ranks.main:
         return
